@@ -1,0 +1,54 @@
+# Chain-of-Zoom companion. The two commands: `make figures` (every result) and `make test`.
+# The first use of either creates .venv from requirements/lock.txt (exact pins) and provisions
+# the offline files pyiqa needs (`python -m cozlib setup`).
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export PYTHONUNBUFFERED := 1
+
+.PHONY: figures test test-fast lab clean lock env
+
+env: $(STAMP)
+
+$(STAMP): requirements/lock.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] >= (3, 11), "cozlib needs Python 3.11+"'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=23.2"
+	$(PY) -m pip install --quiet -r requirements/lock.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m cozlib setup
+	touch $(STAMP)
+
+## Every notebook with params/demo.yaml -> build/notebooks/ (executed copies) and figures/.
+figures: $(STAMP)
+	$(PY) -m cozlib.notebooks --params params/demo.yaml --out build/notebooks
+
+## Unit tests and a papermill run of every notebook with params/smoke.yaml (one torch thread).
+test: $(STAMP)
+	COZ_THREADS=1 $(PY) -m pytest -q
+
+## Unit tests only (skips the notebook execution).
+test-fast: $(STAMP)
+	COZ_THREADS=1 $(PY) -m pytest -q -m "not notebooks"
+
+## JupyterLab on the project's environment (ipywidgets work there).
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+## Executed notebooks, caches and smoke outputs (figures/ is kept: it is committed).
+clean:
+	rm -rf build .pytest_cache
+
+## Re-resolve requirements/base.in into requirements/lock.txt in a scratch environment.
+lock:
+	rm -rf build/lockenv && $(PYTHON) -m venv build/lockenv
+	build/lockenv/bin/pip install --quiet -r requirements/base.in
+	{ echo "# Exact pins of every package (generated from requirements/base.in by 'make lock')."; \
+	  echo "# Both the Makefile (pip) and environment.yml (conda's pip section) install from this file."; \
+	  build/lockenv/bin/pip freeze | grep -v -E '^(-e |cozlib)' \
+	  | sed -E 's/^((nvidia-[^=]+|triton)==[^ ]+)$$/\1 ; sys_platform == "linux" and platform_machine == "x86_64"/'; \
+	  build/lockenv/bin/pip freeze --all | grep '^setuptools=='; } > requirements/lock.txt

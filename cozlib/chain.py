@@ -1,0 +1,247 @@
+"""The Chain-of-Zoom loop: scale-states x_0..x_n, the AR-2 prompts and the baselines (PAPER.md sections 1-2).
+
+    p(x_0..x_n) = p(x_0, x_1) * prod_{i>=2} p(x_i | x_{i-1}, x_{i-2})
+    p(x_i | x_{i-1}, x_{i-2}) = integral p(x_i | x_{i-1}, c_i) p(c_i | x_{i-1}, x_{i-2}) dc_i
+
+The SR backbone sees x_{i-2} only through the prompt c_i: ``x_i = f(crop(x_{i-1}), c_i)``.
+``rec_type`` follows the official CLI:
+
+* ``nearest`` / ``bicubic``: state k is the centered 1/upscale**k crop of x_0, resized back (no model);
+* ``onestep``: the same crop through the SR backbone once (direct SR, the Markov baseline at k = 1);
+* ``recursive``: the chain, the prompt from the zoomed input alone;
+* ``recursive_multiscale``: the chain, the prompt from [x_{i-1}, zoomed input] (CoZ proper).
+
+As in the official code, step 1 of ``recursive_multiscale`` already passes two images (x_0 and
+its zoom), although the paper writes c_1 ~ p(c_1 | x_0). States are 8-bit RGB images between
+steps, as the official code's PNG round trip makes them.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from PIL import Image
+
+from . import geometry
+from .errors import ConfigError
+
+REC_TYPES: tuple[str, ...] = ("nearest", "bicubic", "onestep", "recursive", "recursive_multiscale")
+#: Bump when the chain's outputs change for the same inputs, so old cache entries are not reused.
+CHAIN_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class ChainConfig:
+    """The official CLI's settings (``rec_num`` is called ``steps`` here)."""
+
+    rec_type: str = "recursive_multiscale"
+    upscale: int = 4
+    steps: int = 4
+    process_size: int = 512
+    align_method: str = "nofix"
+    user_prompt: str = ""
+    seed: int = 42
+
+    def validate(self) -> "ChainConfig":
+        from .colorfix import ALIGN_METHODS
+        if self.rec_type not in REC_TYPES:
+            raise ConfigError(f"unknown rec_type {self.rec_type!r}; choose one of: {', '.join(REC_TYPES)}")
+        if not isinstance(self.steps, int) or self.steps <= 0:
+            raise ConfigError(f"steps must be a positive integer, got {self.steps!r}")
+        if not isinstance(self.upscale, int) or self.upscale < 2:
+            raise ConfigError(f"upscale must be an integer >= 2, got {self.upscale!r}")
+        if self.align_method not in ALIGN_METHODS:
+            raise ConfigError(f"unknown align_method {self.align_method!r}; choose one of {', '.join(ALIGN_METHODS)}")
+        if self.process_size < self.upscale:
+            raise ConfigError(f"process_size {self.process_size} is smaller than upscale {self.upscale}")
+        deepest = self.upscale ** (self.steps if self.rec_type in ("nearest", "bicubic", "onestep") else 1)
+        if self.process_size // deepest < 1:
+            raise ConfigError(
+                f"{self.rec_type} with {self.steps} steps crops 1/{deepest} of a {self.process_size} px "
+                f"x_0: under one pixel. Use fewer --steps or a larger --process-size.")
+        return self
+
+    @property
+    def uses_backbone(self) -> bool:
+        return self.rec_type not in ("nearest", "bicubic")
+
+
+@dataclass
+class ChainResult:
+    """Every scale-state with its prompt, window (in x_0's unit square) and timing."""
+
+    config: ChainConfig
+    states: list[Image.Image]
+    prompts: list[str]
+    windows: list[tuple[float, float, float, float]]
+    timings: list[dict[str, float]]
+    backbone: str | None
+    extractor: str | None
+    key: str = ""
+    cached: bool = False
+    source: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def magnifications(self) -> list[int]:
+        return [self.config.upscale ** k for k in range(len(self.states))]
+
+    def meta(self) -> dict[str, Any]:
+        return {"config": asdict(self.config), "prompts": self.prompts, "windows": self.windows,
+                "timings": self.timings, "backbone": self.backbone, "extractor": self.extractor,
+                "key": self.key, "source": self.source, "format": CHAIN_FORMAT}
+
+
+def chain_key(x0: Image.Image, config: ChainConfig, backbone_id: str | None, extractor_id: str | None,
+              source: dict[str, Any] | None = None) -> str:
+    """Content key of a chain result: x_0's pixels, every setting, the models' identities."""
+    h = hashlib.sha256()
+    h.update(f"{x0.size}{x0.mode}".encode())
+    h.update(x0.tobytes())
+    h.update(json.dumps({"config": asdict(config), "backbone": backbone_id, "extractor": extractor_id,
+                         "source": source or {}, "format": CHAIN_FORMAT}, sort_keys=True).encode())
+    return h.hexdigest()[:32]
+
+
+class ChainCache:
+    """A content-keyed folder of chain results: ``root/<key>/scale{k}.png`` and ``meta.json``.
+
+    Entries are written to a temporary folder and renamed into place, so a crash never leaves
+    a half-written entry behind, and a reader sees either nothing or the whole result.
+    """
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+
+    def _dir(self, key: str) -> Path:
+        return self.root / key
+
+    def load(self, key: str) -> ChainResult | None:
+        d = self._dir(key)
+        meta_path = d / "meta.json"
+        if not meta_path.is_file():
+            return None
+        meta = json.loads(meta_path.read_text())
+        if meta.get("format") != CHAIN_FORMAT:
+            return None
+        n = meta["config"]["steps"]
+        states = []
+        for k in range(n + 1):
+            with Image.open(d / f"scale{k}.png") as im:
+                states.append(im.convert("RGB"))
+        return ChainResult(ChainConfig(**meta["config"]), states, meta["prompts"],
+                           [tuple(w) for w in meta["windows"]], meta["timings"], meta["backbone"],
+                           meta["extractor"], key, True, meta.get("source", {}))
+
+    def load_scores(self, key: str) -> dict[str, list[float]]:
+        """Per-state metric values stored beside a chain (metric -> [value for x_0..x_n])."""
+        p = self._dir(key) / "scores.json"
+        return json.loads(p.read_text()) if p.is_file() else {}
+
+    def store_scores(self, key: str, scores: dict[str, list[float]]) -> None:
+        from .imageio import save_json
+        if self._dir(key).is_dir():
+            save_json(scores, self._dir(key) / "scores.json")
+
+    def store(self, result: ChainResult) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        final = self._dir(result.key)
+        if final.exists():
+            return
+        tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=".tmp-"))
+        try:
+            for k, im in enumerate(result.states):
+                im.save(tmp / f"scale{k}.png")
+            (tmp / "meta.json").write_text(json.dumps(result.meta(), indent=2, sort_keys=True))
+            os.rename(tmp, final)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not final.exists():  # else another process stored the same key first: theirs is as good
+                raise
+
+
+def _sr_input(crop: Image.Image, backbone, size: int) -> Image.Image:
+    """What the backbone is fed: the raw crop (scale None) or the crop BICUBIC-resized to size // scale."""
+    if backbone.scale is None:
+        return crop
+    want = size // backbone.scale
+    return crop if crop.size == (want, want) else geometry.resize(crop, want, "bicubic")
+
+
+def _color_fix(out: Image.Image, reference: Image.Image, method: str) -> Image.Image:
+    if method == "nofix":
+        return out
+    from .colorfix import apply_color_fix
+    from .imageio import pil_to_tensor, tensor_to_pil
+    return tensor_to_pil(apply_color_fix(pil_to_tensor(out), pil_to_tensor(reference), method))
+
+
+def run_chain(image: Image.Image, config: ChainConfig, backbone=None, extractor=None, *,
+              cache: ChainCache | None = None, source: dict[str, Any] | None = None,
+              progress: Callable[[int, int], None] | None = None) -> ChainResult:
+    """Run one zoom chain on a raw RGB image (x_0 is prepared here) and return every state.
+
+    ``backbone`` and ``extractor`` follow the protocols in ``cozlib.backbones`` and
+    ``cozlib.prompts``; the extractor defaults to the null prompt. With a ``cache`` the result
+    is looked up by content first and stored after.
+    """
+    from .imageio import check_image
+    from .prompts import PromptContext, with_user_prompt
+    from .prompts.simple import NullPrompt
+    from .runtime import seed_everything
+
+    config.validate()
+    image = check_image(image)
+    source = dict(source or {})
+    if config.uses_backbone and backbone is None:
+        raise ConfigError(f"rec_type {config.rec_type} needs an SR backbone (e.g. backbone='realesrgan')")
+    if extractor is None:
+        extractor = NullPrompt()
+    x0 = geometry.resize_and_center_crop(image, config.process_size)
+    backbone_id = backbone.identity() if config.uses_backbone else None
+    extractor_id = extractor.identity() if config.uses_backbone else None
+    key = chain_key(x0, config, backbone_id, extractor_id, source)
+    if cache is not None and (hit := cache.load(key)) is not None:
+        if progress:
+            progress(config.steps, config.steps)
+        return hit
+
+    seed_everything(config.seed)
+    size, s, n = config.process_size, config.upscale, config.steps
+    one_shot = config.rec_type in ("nearest", "bicubic", "onestep")
+    windows = (geometry.direct_windows if one_shot else geometry.chain_windows)(size, s, n)
+    states, prompts, timings = [x0], [], []
+    for i in range(1, n + 1):
+        t0 = time.perf_counter()
+        prev = states[-1]
+        crop = geometry.direct_crop(x0, s, i) if one_shot else geometry.zoom_crop(prev, s)
+        if config.rec_type in ("nearest", "bicubic"):
+            states.append(geometry.resize(crop, size, config.rec_type))
+            prompts.append("")
+            timings.append({"prompt_s": 0.0, "sr_s": time.perf_counter() - t0})
+            if progress:
+                progress(i, n)
+            continue
+        zoomed = geometry.resize(crop, size, "bicubic")
+        ctx = PromptContext(zoomed=zoomed, step=i, window=windows[i], source=source,
+                            previous=prev if config.rec_type == "recursive_multiscale" else None)
+        prompt = with_user_prompt(extractor(ctx), config.user_prompt)
+        t1 = time.perf_counter()
+        out = backbone.upsample([_sr_input(crop, backbone, size)], [prompt], size,
+                                seed=config.seed * 1000 + i)[0]
+        states.append(_color_fix(out, zoomed, config.align_method))
+        prompts.append(prompt)
+        timings.append({"prompt_s": t1 - t0, "sr_s": time.perf_counter() - t1})
+        if progress:
+            progress(i, n)
+    result = ChainResult(config, states, prompts, [tuple(w) for w in windows], timings,
+                         backbone_id, extractor_id, key, False, source)
+    if cache is not None:
+        cache.store(result)
+    return result

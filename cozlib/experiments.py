@@ -1,0 +1,205 @@
+"""Paper results as functions of (cached) chain results: the Table-1 and Figure-5 layouts.
+
+A ``Method`` is one row of the paper's Table 1 (PAPER.md section 6): a rec_type, a backbone and a
+prompt source. ``run_methods`` runs every (image, method) chain through the content-keyed cache,
+``score_chains`` scores each state with pyiqa (scores cached beside the chain), ``table1`` averages
+over images per magnification, ``figure5`` draws the qualitative grid.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Iterable, Mapping, Sequence
+
+from PIL import Image
+
+from .chain import ChainCache, ChainConfig, ChainResult, run_chain
+
+
+@dataclass(frozen=True)
+class Method:
+    """One row of a Table-1-style comparison."""
+
+    label: str
+    rec_type: str
+    backbone: str | None = None
+    prompt: str = "null"
+
+
+#: Table 1's rows that run on natural photos with a prompt-blind backbone (Real-ESRGAN): the
+#: VLM/DAPE rows need a prompt-conditioned backbone (issues on OSEDiff-SD3 and the VLM add them).
+PHOTO_METHODS: tuple[Method, ...] = (
+    Method("Nearest", "nearest"),
+    Method("Bicubic", "bicubic"),
+    Method("Direct SR", "onestep", "realesrgan"),
+    Method("CoZ", "recursive", "realesrgan"),
+)
+
+
+def methods_by_label(labels: Iterable[str], catalogue: Sequence[Method] = PHOTO_METHODS) -> list[Method]:
+    from .errors import ConfigError
+    index = {m.label: m for m in catalogue}
+    missing = [l for l in labels if l not in index]
+    if missing:
+        raise ConfigError(f"unknown method(s) {missing}; known: {list(index)}")
+    return [index[l] for l in labels]
+
+
+def run_methods(images: Mapping[str, Image.Image], methods: Sequence[Method], config: ChainConfig,
+                cache: ChainCache | None, device: str = "auto",
+                progress: bool = True) -> dict[tuple[str, str], ChainResult]:
+    """Every (image name, method label) chain; each backbone and extractor is built once."""
+    from tqdm.auto import tqdm
+    from .backbones import make_backbone
+    from .prompts import make_prompt_extractor
+
+    backbones, extractors = {}, {}
+    results: dict[tuple[str, str], ChainResult] = {}
+    jobs = [(name, m) for name in images for m in methods]
+    for name, m in tqdm(jobs, desc="chains", disable=not progress):
+        cfg = replace(config, rec_type=m.rec_type)
+        backbone = None
+        if cfg.uses_backbone:
+            if m.backbone not in backbones:
+                backbones[m.backbone] = make_backbone(m.backbone, device=device)
+            backbone = backbones[m.backbone]
+        if m.prompt not in extractors:
+            extractors[m.prompt] = make_prompt_extractor(m.prompt, device=device)
+        results[(name, m.label)] = run_chain(images[name], cfg, backbone, extractors[m.prompt],
+                                             cache=cache, source={"image": name})
+    return results
+
+
+def score_chains(results: Mapping[tuple[str, str], ChainResult], metrics: Sequence[str],
+                 cache: ChainCache | None, device: str = "cpu", progress: bool = True) -> list[dict]:
+    """Long-form rows {image, method, k, magnification, metric, value} for every state k >= 1."""
+    from tqdm.auto import tqdm
+    from .metrics import Scorer
+    scorer = Scorer(device)
+    rows = []
+    for (name, label), res in tqdm(list(results.items()), desc="metrics", disable=not progress):
+        stored = cache.load_scores(res.key) if cache is not None else {}
+        changed = False
+        for metric in metrics:
+            if metric not in stored:
+                stored[metric] = scorer.score(metric, res.states)
+                changed = True
+            for k in range(1, len(res.states)):
+                rows.append({"image": name, "method": label, "k": k, "magnification": res.magnifications[k],
+                             "metric": metric, "value": stored[metric][k]})
+        if changed and cache is not None:
+            cache.store_scores(res.key, stored)
+    return rows
+
+
+def table1(rows: Sequence[dict], methods: Sequence[str], metrics: Sequence[str],
+           magnifications: Sequence[int]) -> tuple[list[str], list[list]]:
+    """Table 1's layout: one row per method, columns metric@magnification, mean over images."""
+    header = ["method"] + [f"{m.upper()} {x}x" for m in metrics for x in magnifications]
+    out = []
+    for label in methods:
+        row: list = [label]
+        for metric in metrics:
+            for x in magnifications:
+                vals = [r["value"] for r in rows if r["method"] == label and r["metric"] == metric
+                        and r["magnification"] == x and not math.isnan(r["value"])]
+                row.append(sum(vals) / len(vals) if vals else None)
+        out.append(row)
+    return header, out
+
+
+def per_scale_means(rows: Sequence[dict], metric: str) -> dict[str, dict[int, float]]:
+    """{method: {magnification: mean}} for one metric (for line plots)."""
+    acc: dict[str, dict[int, list[float]]] = {}
+    for r in rows:
+        if r["metric"] == metric:
+            acc.setdefault(r["method"], {}).setdefault(r["magnification"], []).append(r["value"])
+    return {m: {x: sum(v) / len(v) for x, v in sorted(d.items())} for m, d in acc.items()}
+
+
+def wins(rows: Sequence[dict], metric: str, a: str, b: str, lower_is_better: bool) -> dict[int, tuple[int, int]]:
+    """Per magnification: (images where method a beats b, images compared) on one metric."""
+    by = {(r["image"], r["method"], r["magnification"]): r["value"] for r in rows if r["metric"] == metric}
+    out: dict[int, tuple[int, int]] = {}
+    for (img, meth, x), va in by.items():
+        if meth != a or (img, b, x) not in by:
+            continue
+        vb = by[(img, b, x)]
+        better = va < vb if lower_is_better else va > vb
+        won, n = out.get(x, (0, 0))
+        out[x] = (won + int(better), n + 1)
+    return dict(sorted(out.items()))
+
+
+def draw_zoom_boxes(x0: Image.Image, windows: Sequence[tuple[float, float, float, float]],
+                    color=(255, 40, 40)) -> Image.Image:
+    """x_0 with the nested windows of the states drawn on it (the paper's box-and-line style)."""
+    from PIL import ImageDraw
+    im = x0.copy()
+    d = ImageDraw.Draw(im)
+    w, h = im.size
+    for l, t, r, b in windows[1:]:
+        d.rectangle([l * w, t * h, max(r * w - 1, l * w), max(b * h - 1, t * h)], outline=color, width=1)
+    return im
+
+
+def figure5(results: Mapping[tuple[str, str], ChainResult], image: str, methods: Sequence[str]):
+    """Figure-5-style grid: one row per method, columns x_0 (with the zoom boxes) then 4x .. 4^n x."""
+    import matplotlib.pyplot as plt
+    first = results[(image, methods[0])]
+    n = len(first.states) - 1
+    fig, axes = plt.subplots(len(methods), n + 1, figsize=(2.0 * (n + 1), 2.05 * len(methods)), squeeze=False)
+    for i, label in enumerate(methods):
+        res = results[(image, label)]
+        for k in range(n + 1):
+            ax = axes[i][k]
+            im = draw_zoom_boxes(res.states[0], res.windows) if k == 0 else res.states[k]
+            ax.imshow(im, interpolation="nearest")
+            ax.set_xticks([]), ax.set_yticks([])
+            if i == 0:
+                ax.set_title("x_0" if k == 0 else f"{res.magnifications[k]}x", fontsize=10)
+            if k == 0:
+                ax.set_ylabel(label, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def protocol_figure(result: ChainResult, step: int = 1):
+    """One zoom step drawn: x_{i-1} with the crop box, the low-res crop, its bicubic upsampling (the SR
+    input and the VLM's "zoomed" image) and the SR output x_i."""
+    import matplotlib.pyplot as plt
+    from . import geometry
+    prev, out = result.states[step - 1], result.states[step]
+    s = result.config.upscale
+    box = geometry.center_crop_box(*prev.size, s)
+    lr, up = geometry.zoom_input(prev, s)
+    panel = draw_zoom_boxes(prev, [(0, 0, 1, 1), tuple(v / prev.size[0] for v in box)])
+    titles = [f"x_{step - 1} and the crop box {box}", f"crop {lr.size[0]}x{lr.size[1]} px",
+              f"BICUBIC to {up.size[0]} px (SR input)", f"SR output x_{step}"]
+    fig, axes = plt.subplots(1, 4, figsize=(13, 3.6))
+    for ax, im, t in zip(axes, [panel, lr, up, out], titles):
+        ax.imshow(im, interpolation="nearest")
+        ax.set_title(t, fontsize=9)
+        ax.set_xticks([]), ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def per_scale_figure(rows: Sequence[dict], metrics: Sequence[str], methods: Sequence[str]):
+    """Mean metric per magnification, one panel per metric, one line per method."""
+    import matplotlib.pyplot as plt
+    from .metrics import LOWER_IS_BETTER
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        means = per_scale_means(rows, metric)
+        for label in methods:
+            if label in means:
+                xs = list(means[label])
+                ax.plot(xs, [means[label][x] for x in xs], marker="o", label=label)
+        ax.set_xscale("log", base=4)
+        ax.set_xticks(xs, [f"{x}x" for x in xs])
+        ax.set_title(f"{metric.upper()} ({'lower' if metric in LOWER_IS_BETTER else 'higher'} is better)")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig

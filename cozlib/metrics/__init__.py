@@ -1,0 +1,138 @@
+"""Image-quality metrics through pyiqa (the field's standard library; PAPER.md section 6).
+
+No-reference: NIQE and PIQE (lower is better) run offline; MUSIQ, MANIQA-pipal and CLIPIQA (higher
+is better) need weight files that pyiqa would download: here they are used when the files are
+already on disk and skipped otherwise, with a message naming each file and its folder.
+Full-reference (against ZoomWorld ground truth or a ``--reference`` folder): PSNR and SSIM.
+
+pyiqa is licensed PolyForm Noncommercial 1.0.0: research and personal use only.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from PIL import Image
+
+from ..errors import ConfigError, MissingWeightsError
+
+NO_REFERENCE: tuple[str, ...] = ("niqe", "piqe", "musiq", "maniqa-pipal", "clipiqa")
+FULL_REFERENCE: tuple[str, ...] = ("psnr", "ssim")
+ALL_METRICS: tuple[str, ...] = NO_REFERENCE + FULL_REFERENCE
+LOWER_IS_BETTER = frozenset({"niqe", "piqe"})
+#: The paper's Table 1 metrics, in its column order.
+PAPER_METRICS: tuple[str, ...] = ("niqe", "musiq", "maniqa-pipal", "clipiqa")
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """A file a metric needs: where pyiqa (or timm / CLIP) looks for it, and where it comes from."""
+
+    filename: str
+    folder: str  # "pyiqa", "clip" (under torch's hub dir) or "hf:<repo_id>" (the Hugging Face cache)
+    origin: str
+
+    def path(self) -> Path | None:
+        """The local path when the file is present, else None."""
+        if self.folder.startswith("hf:"):
+            from huggingface_hub import try_to_load_from_cache
+            found = try_to_load_from_cache(self.folder[3:], self.filename)
+            return Path(found) if isinstance(found, str) else None
+        p = hub_dir() / self.folder / self.filename
+        return p if p.is_file() else None
+
+    def where(self) -> str:
+        if self.folder.startswith("hf:"):
+            return f"the Hugging Face cache ($HF_HOME) as repo {self.folder[3:]}"
+        return str(hub_dir() / self.folder)
+
+
+_PYIQA_WEIGHTS = "https://huggingface.co/chaofengc/IQA-PyTorch-Weights"
+WEIGHT_FILES: dict[str, tuple[WeightFile, ...]] = {
+    "niqe": (WeightFile("niqe_modelparameters.mat", "pyiqa",
+                        "made by `python -m cozlib setup` from basicsr 1.4.2's niqe_pris_params.npz (PyPI)"),),
+    "musiq": (WeightFile("musiq_koniq_ckpt-e95806b9.pth", "pyiqa", _PYIQA_WEIGHTS),),
+    "maniqa-pipal": (WeightFile("MANIQA_PIPAL-ae6d356b.pth", "pyiqa", _PYIQA_WEIGHTS),
+                     WeightFile("model.safetensors", "hf:timm/vit_base_patch8_224.augreg2_in21k_ft_in1k",
+                                "the timm model vit_base_patch8_224 on the Hugging Face Hub")),
+    "clipiqa": (WeightFile("RN50.pt", "clip", "OpenAI CLIP RN50 (the `clip` package's download list)"),),
+}
+
+
+def hub_dir() -> Path:
+    """torch's hub folder ($TORCH_HOME/hub), where pyiqa keeps its weights in ``pyiqa/``."""
+    import torch.hub
+    return Path(torch.hub.get_dir())
+
+
+def availability(name: str) -> str | None:
+    """None when the metric can run here; else a message naming each missing file and its folder."""
+    if name not in ALL_METRICS:
+        raise ConfigError(f"unknown metric {name!r}; choose from {', '.join(ALL_METRICS)}")
+    missing = [w for w in WEIGHT_FILES.get(name, ()) if w.path() is None]
+    if not missing:
+        return None
+    return "; ".join(f"needs {w.filename} in {w.where()} (from {w.origin})" for w in missing)
+
+
+def parse_metric_list(spec: str | Sequence[str]) -> list[str]:
+    names = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
+    for n in names:
+        if n not in ALL_METRICS:
+            raise ConfigError(f"unknown metric {n!r}; choose from {', '.join(ALL_METRICS)}")
+    return [n for n in names if n]
+
+
+class Scorer:
+    """Creates pyiqa metrics once and scores PIL images; weight-needing metrics must be on disk."""
+
+    def __init__(self, device: str = "cpu") -> None:
+        from ..runtime import resolve_device
+        self.device = resolve_device(device)
+        self._metrics: dict[str, object] = {}
+
+    def metric(self, name: str):
+        if name not in self._metrics:
+            why = availability(name)
+            if why is not None:
+                raise MissingWeightsError(f"metric {name}: {why}")
+            import pyiqa
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a hub from here
+            self._metrics[name] = pyiqa.create_metric(name, device=self.device, as_loss=False)
+        return self._metrics[name]
+
+    def score(self, name: str, images: Sequence[Image.Image],
+              references: Sequence[Image.Image] | None = None) -> list[float]:
+        """One float per image; full-reference metrics need ``references`` of the same sizes."""
+        import torch
+        from ..imageio import pil_to_tensor
+        m = self.metric(name)
+        if name in FULL_REFERENCE:
+            if references is None or len(references) != len(images):
+                raise ConfigError(f"{name} is full-reference: give one reference image per image")
+        out = []
+        with torch.inference_mode():
+            for i, im in enumerate(images):
+                x = pil_to_tensor(im).to(self.device)
+                if name in FULL_REFERENCE:
+                    ref = references[i]
+                    if ref.size != im.size:
+                        raise ConfigError(f"{name}: image is {im.size}, reference {ref.size}; they must match")
+                    v = m(x, pil_to_tensor(ref).to(self.device))
+                else:
+                    v = m(x)
+                out.append(float(v.reshape(-1)[0]))
+        return out
+
+    def usable(self, names: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+        """Split names into (runnable here, {skipped name: why})."""
+        ok, skipped = [], {}
+        for n in names:
+            why = availability(n)
+            if why is None:
+                ok.append(n)
+            else:
+                skipped[n] = why
+        return ok, skipped

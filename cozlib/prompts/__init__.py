@@ -1,0 +1,94 @@
+"""Prompt extractors: p(c_i | x_{i-1}, x_{i-2}) as a small protocol and a registry.
+
+The chain hands an extractor a ``PromptContext``: the zoomed SR input of this step (x_{i-1}'s
+center crop, bicubic-upsampled), the coarser previous state x_{i-1} (which holds x_{i-2}'s
+information through the chain, PAPER.md section 1), the step index and where the view sits in x_0.
+Single-image extractors look only at ``zoomed``; multi-scale ones (``recursive_multiscale``) at
+both, coarser first, as in the official code. A user prompt is appended as
+"{extracted}, {user_prompt}," exactly like the official ``get_validation_prompt``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol, runtime_checkable
+
+from PIL import Image
+
+from ..errors import ConfigError
+
+
+@dataclass
+class PromptContext:
+    """What an extractor may look at for step i (1-based)."""
+
+    zoomed: Image.Image
+    previous: Image.Image | None
+    step: int
+    window: tuple[float, float, float, float]
+    source: dict[str, Any] = field(default_factory=dict)  # e.g. {"world_seed": 3} for ZoomWorld inputs
+
+
+@runtime_checkable
+class PromptExtractor(Protocol):
+    name: str
+    multiscale: bool
+
+    def identity(self) -> str:
+        ...
+
+    def __call__(self, ctx: PromptContext) -> str:
+        ...
+
+
+@dataclass(frozen=True)
+class ExtractorInfo:
+    name: str
+    summary: str
+    factory: Callable[..., PromptExtractor]
+    availability: Callable[[], str | None]
+    takes_argument: bool = False
+
+
+_REGISTRY: dict[str, ExtractorInfo] = {}
+
+
+def register(name: str, summary: str, availability: Callable[[], str | None] = lambda: None,
+             takes_argument: bool = False):
+    """Decorator adding an extractor factory ``factory(arg: str | None, device: str)`` to the registry."""
+    def deco(factory):
+        _REGISTRY[name] = ExtractorInfo(name, summary, factory, availability, takes_argument)
+        return factory
+    return deco
+
+
+def registry() -> dict[str, ExtractorInfo]:
+    from . import simple  # noqa: F401
+    return dict(_REGISTRY)
+
+
+def parse_prompt_spec(spec: str) -> tuple[str, str | None]:
+    """'null' -> ('null', None); 'fixed:red fur' -> ('fixed', 'red fur')."""
+    name, sep, arg = spec.partition(":")
+    return name.strip(), (arg if sep else None)
+
+
+def make_prompt_extractor(spec: str, device: str = "auto") -> PromptExtractor:
+    """Build an extractor from a CLI-style spec such as ``null`` or ``fixed:TEXT``."""
+    name, arg = parse_prompt_spec(spec)
+    reg = registry()
+    if name not in reg:
+        raise ConfigError(f"unknown prompt {spec!r}; choose one of: "
+                          + ", ".join(f"{n}:TEXT" if i.takes_argument else n for n, i in sorted(reg.items())))
+    info = reg[name]
+    if info.takes_argument and arg is None:
+        raise ConfigError(f"--prompt {name} needs text: --prompt {name}:TEXT")
+    if not info.takes_argument and arg is not None:
+        raise ConfigError(f"--prompt {name} takes no ':' argument")
+    return info.factory(arg=arg, device=device)
+
+
+def with_user_prompt(extracted: str, user_prompt: str | None) -> str:
+    """The official composition: "{extracted}, {user_prompt}," when a user prompt is given."""
+    if not user_prompt:
+        return extracted
+    return f"{extracted}, {user_prompt},"

@@ -1,0 +1,111 @@
+"""The CLI contract: `python -m cozlib zoom | metrics | list` (issue: foundation, item 6)."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+
+def cozlib(*args, cwd=None):
+    env = dict(os.environ, HF_HUB_OFFLINE="1", COZ_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "cozlib", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=600)
+
+
+@pytest.fixture
+def photo_file(tmp_path, random_image):
+    p = tmp_path / "inputs" / "scene.png"
+    p.parent.mkdir()
+    random_image(90, 70, seed=2).save(p)
+    return p
+
+
+def test_zoom_writes_states_prompts_and_strip(tmp_path, photo_file):
+    out = tmp_path / "out"
+    r = cozlib("zoom", photo_file, "--out", out, "--rec-type", "recursive", "--backbone", "realesrgan",
+               "--prompt", "fixed:red brick", "--steps", 2, "--process-size", 32, "--seed", 3, "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    d = out / "scene"
+    assert sorted(p.name for p in d.iterdir()) == ["chain.json", "chain.png", "prompts.json",
+                                                   "scale0.png", "scale1.png", "scale2.png"]
+    assert json.loads((d / "prompts.json").read_text()) == ["red brick", "red brick"]
+    assert Image.open(d / "scale2.png").size == (32, 32)
+    assert "zoom" in r.stderr  # the progress bar
+    again = cozlib("zoom", photo_file, "--out", out, "--rec-type", "recursive", "--steps", 2,
+                   "--process-size", 32, "--seed", 3, "--device", "cpu", "--prompt", "fixed:red brick")
+    assert again.returncode == 0
+    assert (d / "scale2.png").read_bytes() == (out / "scene" / "scale2.png").read_bytes()
+    assert not [p for p in out.iterdir() if p.name.startswith(".tmp")]
+
+
+def test_zoom_is_byte_identical_across_runs(tmp_path, photo_file):
+    outs = []
+    for run in ("a", "b"):
+        r = cozlib("zoom", photo_file, "--out", tmp_path / run, "--rec-type", "onestep", "--steps", 2,
+                   "--process-size", 32, "--device", "cpu")
+        assert r.returncode == 0, r.stderr
+        outs.append([(tmp_path / run / "scene" / f"scale{k}.png").read_bytes() for k in range(3)])
+    assert outs[0] == outs[1]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--backbone", "esrgan9"], "unknown backbone"),
+    (["--prompt", "telepathy"], "unknown prompt"),
+    (["--steps", "0"], "steps must be a positive"),
+    (["--steps", "5", "--rec-type", "onestep"], "under one pixel"),
+])
+def test_zoom_bad_settings_exit_2_with_message(tmp_path, photo_file, args, message):
+    r = cozlib("zoom", photo_file, "--out", tmp_path / "o", "--process-size", 64, *args)
+    assert r.returncode == 2 and message in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_unknown_rec_type_is_rejected_by_the_parser(tmp_path, photo_file):
+    r = cozlib("zoom", photo_file, "--out", tmp_path / "o", "--rec-type", "zigzag")
+    assert r.returncode == 2 and "invalid choice: 'zigzag'" in r.stderr
+
+
+def test_bad_input_writes_nothing(tmp_path, photo_file):
+    bad = tmp_path / "inputs" / "broken.png"
+    bad.write_bytes(photo_file.read_bytes()[:60])
+    out = tmp_path / "out"
+    r = cozlib("zoom", photo_file, bad, "--out", out, "--backbone", "bicubic", "--process-size", 32)
+    assert r.returncode == 2 and "broken.png" in r.stderr and "corrupt or truncated" in r.stderr
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_metrics_prints_csv(tmp_path, photo_file):
+    out = tmp_path / "out"
+    assert cozlib("zoom", photo_file, "--out", out, "--rec-type", "bicubic", "--steps", 1,
+                  "--process-size", 96).returncode == 0
+    r = cozlib("metrics", out, "--metrics", "piqe,psnr", "--reference", out)
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.reader(io.StringIO(r.stdout)))
+    assert rows[0] == ["path", "metric", "value"]
+    names = {(os.path.basename(p), m) for p, m, _ in rows[1:]}
+    assert names == {(f"scale{k}.png", m) for k in (0, 1) for m in ("piqe", "psnr")}  # the strip is skipped
+    assert all(float(v) > 0 for _, m, v in rows[1:])
+
+
+def test_metrics_skips_missing_weights_with_a_message(tmp_path, photo_file):
+    env_home = tmp_path / "torchhome"
+    r = subprocess.run([sys.executable, "-m", "cozlib", "metrics", str(photo_file), "--metrics", "piqe,musiq"],
+                       capture_output=True, text=True, env=dict(os.environ, TORCH_HOME=str(env_home)))
+    assert r.returncode == 0
+    assert "skipping musiq: needs musiq_koniq_ckpt-e95806b9.pth in" in r.stderr
+    assert len(r.stdout.strip().splitlines()) == 2
+
+
+def test_list_names_everything_and_what_is_missing(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "cozlib", "list"], capture_output=True, text=True,
+                       env=dict(os.environ, TORCH_HOME=str(tmp_path)))
+    assert r.returncode == 0
+    for name in ("realesrgan", "nearest", "bicubic", "null", "fixed:TEXT", "niqe", "piqe", "musiq", "clipiqa"):
+        assert name in r.stdout
+    assert "MISSING" in r.stdout and "niqe_modelparameters.mat" in r.stdout  # TORCH_HOME moved: niqe too

@@ -1,0 +1,64 @@
+"""Notebook hygiene and a papermill run of every notebook with params/smoke.yaml."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from cozlib.notebooks import load_params, notebook_paths, run_all
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = notebook_paths()
+
+
+def parameters_cell(nb) -> list:
+    return [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+
+
+def parameter_names(nb) -> set[str]:
+    import ast
+    tree = ast.parse(parameters_cell(nb)[0].source)
+    return {t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets}
+
+
+def test_there_are_notebooks():
+    assert {p.stem for p in NOTEBOOKS} >= {"00_quickstart", "01_ar2_scale_states", "90_zoom_explorer"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_outputs_stripped_and_one_parameters_cell(path):
+    nb = nbformat.read(path, as_version=4)
+    assert len(parameters_cell(nb)) == 1
+    for c in nb.cells:
+        if c.cell_type == "code":
+            assert not c.outputs and c.execution_count is None, f"{path.name}: outputs committed"
+
+
+@pytest.mark.parametrize("params_file", ["params/demo.yaml", "params/smoke.yaml", "params/paper.yaml"])
+def test_every_params_key_exists_in_its_notebook(params_file):
+    params = load_params(ROOT / params_file)
+    stems = {p.stem for p in NOTEBOOKS}
+    assert set(params) <= stems, f"{params_file} names notebooks that do not exist"
+    for path in NOTEBOOKS:
+        if path.stem in params:
+            missing = set(params[path.stem]) - parameter_names(nbformat.read(path, as_version=4))
+            assert not missing, f"{params_file}: {path.stem} has no parameter(s) {missing}"
+
+
+@pytest.mark.notebooks
+def test_notebooks_execute_with_smoke_params(tmp_path):
+    figures = tmp_path / "figures"
+    run_all("params/smoke.yaml", str(tmp_path / "executed"),
+            extra={"figures_dir": str(figures), "cache_dir": str(tmp_path / "cache")})
+    executed = sorted(p.name for p in (tmp_path / "executed").glob("*.ipynb"))
+    assert executed == sorted(p.name for p in NOTEBOOKS)
+    manifest = json.loads((figures / "MANIFEST.json").read_text())
+    for name in ("table1_photos.csv", "table1_photos.md", "fig5_photos_astronaut.png", "fig5_photos_astronaut.pdf",
+                 "zoom_explorer_astronaut.png", "metrics_per_scale_photos.png", "protocol_step.png"):
+        assert (figures / name).is_file(), name
+        assert manifest[name]["parameters"]["process_size"] == 192 and manifest[name]["git_commit"]
+    table = (figures / "table1_photos.csv").read_text().splitlines()
+    assert table[0].startswith("method,NIQE 4x") and len(table) == 5
+    assert all(cell for row in table[1:] for cell in row.split(","))  # every cell has a number
