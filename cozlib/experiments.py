@@ -117,17 +117,18 @@ def per_scale_means(rows: Sequence[dict], metric: str) -> dict[str, dict[int, fl
     return {m: {x: sum(v) / len(v) for x, v in sorted(d.items())} for m, d in acc.items()}
 
 
-def wins(rows: Sequence[dict], metric: str, a: str, b: str, lower_is_better: bool) -> dict[int, tuple[int, int]]:
-    """Per magnification: (images where method a beats b, images compared) on one metric."""
+def wins(rows: Sequence[dict], metric: str, a: str, b: str,
+         lower_is_better: bool) -> dict[int, tuple[int, int, int]]:
+    """Per magnification: (images where a beats b, ties, images compared) on one metric."""
     by = {(r["image"], r["method"], r["magnification"]): r["value"] for r in rows if r["metric"] == metric}
-    out: dict[int, tuple[int, int]] = {}
+    out: dict[int, tuple[int, int, int]] = {}
     for (img, meth, x), va in by.items():
         if meth != a or (img, b, x) not in by:
             continue
         vb = by[(img, b, x)]
         better = va < vb if lower_is_better else va > vb
-        won, n = out.get(x, (0, 0))
-        out[x] = (won + int(better), n + 1)
+        won, tied, n = out.get(x, (0, 0, 0))
+        out[x] = (won + int(better), tied + int(va == vb), n + 1)
     return dict(sorted(out.items()))
 
 
@@ -138,8 +139,9 @@ def draw_zoom_boxes(x0: Image.Image, windows: Sequence[tuple[float, float, float
     im = x0.copy()
     d = ImageDraw.Draw(im)
     w, h = im.size
+    lw = max(1, w // 170)  # visible after the figure shrinks the panel
     for l, t, r, b in windows[1:]:
-        d.rectangle([l * w, t * h, max(r * w - 1, l * w), max(b * h - 1, t * h)], outline=color, width=1)
+        d.rectangle([l * w - lw, t * h - lw, r * w + lw - 1, b * h + lw - 1], outline=color, width=lw)
     return im
 
 
