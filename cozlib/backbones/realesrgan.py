@@ -198,16 +198,18 @@ class RealESRGANBackbone:
         self.dtype = getattr(torch, dtype)
         param, binf = model_files()
         self._hash = hashlib.sha256(binf.read_bytes()).hexdigest()[:16]
-        self.net = load_rrdbnet(param, binf).to(self.device, self.dtype)
+        # channels_last: ~15% faster for these 3x3 convs on the 2-core CPU here (5.3 s vs 6.2 s at 128 px)
+        self.net = load_rrdbnet(param, binf).to(self.device, self.dtype, memory_format=torch.channels_last)
 
     def identity(self) -> str:
-        return f"realesrgan-x4plus:{self._hash}:{self.dtype}"
+        return f"realesrgan-x4plus:{self._hash}:{self.dtype}:channels_last"
 
     def __call__(self, x):
         """Tensor [B, 3, h, w] in [0, 1] -> [B, 3, 4h, 4w] in [0, 1]."""
         import torch
         with torch.inference_mode():
-            return self.net(x.to(self.device, self.dtype)).float().clamp(0, 1).cpu()
+            x = x.to(self.device, self.dtype).contiguous(memory_format=torch.channels_last)
+            return self.net(x).float().clamp(0, 1).cpu()
 
     def upsample(self, lr: Sequence[Image.Image], prompts: Sequence[str], size: int, *,
                  seed: int = 0) -> list[Image.Image]:
