@@ -22,11 +22,11 @@ def _build_parser() -> argparse.ArgumentParser:
 
     z = sub.add_parser("zoom", help="run a zoom chain on images",
                        description="Zoom into the center of each INPUT (a file, a folder, or photo:NAME).")
-    z.add_argument("inputs", nargs="+", metavar="INPUT")
+    z.add_argument("inputs", nargs="+", metavar="INPUT", help="image file, folder, photo:NAME or world:SEED")
     z.add_argument("--out", required=True, help="output folder; writes OUT/<stem>/scale{k}.png, prompts.json, chain.png")
     z.add_argument("--rec-type", default="recursive_multiscale", choices=REC_TYPES)
     z.add_argument("--backbone", default="realesrgan", help="SR backbone (see `list`)")
-    z.add_argument("--prompt", default="null", help="prompt extractor: null or fixed:TEXT (see `list`)")
+    z.add_argument("--prompt", default="null", help="prompt extractor: null, fixed:TEXT, oracle (see `list`)")
     z.add_argument("--user-prompt", default="", help='appended as "{prompt}, {user_prompt},"')
     z.add_argument("--steps", type=int, default=4, help="number of zoom steps (official --rec_num)")
     z.add_argument("--upscale", type=int, default=4)
@@ -43,6 +43,28 @@ def _build_parser() -> argparse.ArgumentParser:
     m.add_argument("--metrics", default="niqe,piqe", help="comma list; psnr,ssim need --reference")
     m.add_argument("--reference", default=None, help="folder with reference images at the same relative paths")
     m.add_argument("--device", default="cpu")
+
+    w = sub.add_parser("world", help="ZoomWorld: render views, their true words, the vocabulary, data sets")
+    wsub = w.add_subparsers(dest="world_command", required=True)
+    wr = wsub.add_parser("render", help="render one view to a PNG")
+    ww = wsub.add_parser("words", help="print the true words of a view as JSON {word: area fraction}")
+    for q in (wr, ww):
+        q.add_argument("--seed", type=int, required=True)
+        q.add_argument("--center", type=float, nargs=2, metavar=("X", "Y"), default=(0.5, 0.5),
+                       help="view center in the base view's unit coordinates")
+        q.add_argument("--zoom", type=float, default=1.0, help="magnification relative to the base view")
+    wr.add_argument("--size", type=int, default=512)
+    wr.add_argument("--out", required=True)
+    wr.add_argument("--device", default="cpu")
+    ww.add_argument("--size", type=int, default=512, help="the pixel size the view is seen at (word visibility)")
+    wsub.add_parser("vocab", help="print the vocabulary as a JSON list")
+    wd = wsub.add_parser("dataset", help="write (low-res, high-res, coarser view, words) samples")
+    wd.add_argument("--split", choices=("train", "val", "test"), required=True)
+    wd.add_argument("--n", type=int, required=True, help="number of samples")
+    wd.add_argument("--zoom", type=float, nargs="+", default=[4, 16, 64, 256], help="zoom(s) of the high-res view")
+    wd.add_argument("--size", type=int, default=128)
+    wd.add_argument("--upscale", type=int, default=4)
+    wd.add_argument("--out", required=True)
 
     sub.add_parser("list", help="backbones, prompt extractors and metrics, and what each missing one needs")
     sub.add_parser("setup", help="provision offline files pyiqa needs (NIQE parameters, calibration set)")
@@ -63,8 +85,9 @@ def _cmd_zoom(args) -> int:
                          process_size=args.process_size, align_method=args.align_method,
                          user_prompt=args.user_prompt, seed=args.seed).validate()
     extractor = make_prompt_extractor(args.prompt, device=args.device)
-    inputs = [item for spec in args.inputs for item in resolve_input(spec, convert=args.convert)]
-    stems = [stem for stem, _, _ in inputs]
+    inputs = [item for spec in args.inputs
+              for item in resolve_input(spec, convert=args.convert, process_size=config.process_size)]
+    stems = [item.stem for item in inputs]
     if len(set(stems)) != len(stems):
         raise ConfigError(f"two inputs share an output folder name: {sorted({s for s in stems if stems.count(s) > 1})}; "
                           f"rename one or run them separately")
@@ -73,7 +96,8 @@ def _cmd_zoom(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=len(inputs) * config.steps, desc="zoom", unit="step", file=sys.stderr)
-    for stem, path, image in inputs:
+    for item in inputs:
+        stem = item.stem
         bar.set_postfix_str(stem)
         done = [0]
 
@@ -81,8 +105,8 @@ def _cmd_zoom(args) -> int:
             bar.update(i - done[0])
             done[0] = i
 
-        result = run_chain(image, config, backbone, extractor, cache=cache,
-                           source={"input": str(path) if path else stem}, progress=progress)
+        result = run_chain(item.image, config, backbone, extractor, cache=cache, source=item.source,
+                           progress=progress)
         tmp = Path(tempfile.mkdtemp(dir=out, prefix=f".tmp-{stem}-"))
         try:
             for k, im in enumerate(result.states):
@@ -90,6 +114,8 @@ def _cmd_zoom(args) -> int:
             save_json(result.prompts, tmp / "prompts.json")
             save_json(result.meta(), tmp / "chain.json")
             chain_strip(result.states, [f"{m}x" if m > 1 else "x0" for m in result.magnifications]).save(tmp / "chain.png")
+            if "world_seed" in item.source:
+                _write_world_truth(item.source["world_seed"], result, tmp / "truth")
             final = out / stem
             if final.exists():
                 shutil.rmtree(final)
@@ -99,6 +125,17 @@ def _cmd_zoom(args) -> int:
     bar.close()
     print(f"wrote {len(inputs)} chain(s) to {out}")
     return 0
+
+
+def _write_world_truth(seed: int, result, folder: Path) -> None:
+    """truth/scale{k}.png (the exact window of each state) and truth/words.json ({word: fraction} per k)."""
+    from . import world
+    from .imageio import save_json
+    folder.mkdir(parents=True, exist_ok=True)
+    size = result.config.process_size
+    for k, window in enumerate(result.windows):
+        world.render_window(seed, window, size).save(folder / f"scale{k}.png")
+    save_json([world.window_words(seed, w, size) for w in result.windows], folder / "words.json")
 
 
 def _image_files(root: Path) -> list[Path]:
@@ -164,6 +201,27 @@ def _cmd_list(args) -> int:
     return 0
 
 
+def _cmd_world(args) -> int:
+    import json
+    from . import world
+    if args.world_command == "vocab":
+        print(json.dumps(world.vocabulary()))
+        return 0
+    if args.world_command == "dataset":
+        from .world.datasets import write_dataset
+        n = write_dataset(args.out, args.split, args.n, zooms=args.zoom, size=args.size, upscale=args.upscale)
+        print(f"wrote {n} samples to {Path(args.out) / args.split}")
+        return 0
+    if args.world_command == "words":
+        print(json.dumps(world.view_words(args.seed, tuple(args.center), args.zoom, args.size)))
+        return 0
+    from .imageio import save_image
+    from .runtime import resolve_device
+    img = world.render_view(args.seed, tuple(args.center), args.zoom, args.size, device=resolve_device(args.device))
+    save_image(img, args.out)
+    return 0
+
+
 def _cmd_setup(args) -> int:
     from .assets import setup_all
     setup_all()
@@ -175,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     from .runtime import set_threads
     set_threads()
     try:
-        return {"zoom": _cmd_zoom, "metrics": _cmd_metrics, "list": _cmd_list, "setup": _cmd_setup}[args.command](args)
+        return {"zoom": _cmd_zoom, "metrics": _cmd_metrics, "list": _cmd_list, "setup": _cmd_setup,
+                "world": _cmd_world}[args.command](args)
     except CozError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ natural-image results need no download. DIV2K and DIV8K are read from a folder t
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
@@ -75,15 +76,31 @@ def dataset_images(name: str, root: str | os.PathLike | None = None, limit: int 
     return paths[:limit] if limit else paths
 
 
-def resolve_input(spec: str, convert: bool = False) -> list[tuple[str, Path | None, Image.Image]]:
-    """CLI inputs -> (stem, path or None, image): a file, a folder of images, or ``photo:NAME``."""
+@dataclass
+class InputItem:
+    """One CLI input: output folder name, file (if any), the image, and what the chain should know."""
+
+    stem: str
+    path: Path | None
+    image: Image.Image
+    source: dict = field(default_factory=dict)
+
+
+def resolve_input(spec: str, convert: bool = False, process_size: int = 512) -> list[InputItem]:
+    """CLI inputs -> items: a file, a folder of images, ``photo:NAME`` or ``world:SEED`` (ZoomWorld's
+    base view, rendered at ``process_size``)."""
+    from .world import parse_world_input, render_view
+    seed = parse_world_input(spec)
+    if seed is not None:
+        return [InputItem(f"world-{seed}", None, render_view(seed, (0.5, 0.5), 1.0, process_size),
+                          {"world_seed": seed})]
     if spec.startswith("photo:"):
         name = spec.split(":", 1)[1]
-        return [(name, photo_path(name), photo(name))]
+        return [InputItem(name, photo_path(name), photo(name), {"input": spec})]
     path = Path(spec)
     if path.is_dir():
-        return [(p.stem, p, load_image(p, convert=convert)) for p in dataset_images(str(path))]
-    return [(path.stem, path, load_image(path, convert=convert))]
+        return [InputItem(p.stem, p, load_image(p, convert=convert), {"input": p.name}) for p in dataset_images(str(path))]
+    return [InputItem(path.stem, path, load_image(path, convert=convert), {"input": path.name})]
 
 
 def load_images(dataset: str = "photos", names: list[str] | None = None, limit: int | None = None,

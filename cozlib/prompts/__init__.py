@@ -62,7 +62,7 @@ def register(name: str, summary: str, availability: Callable[[], str | None] = l
 
 
 def registry() -> dict[str, ExtractorInfo]:
-    from . import simple  # noqa: F401
+    from . import oracle, simple  # noqa: F401
     return dict(_REGISTRY)
 
 

@@ -1,0 +1,40 @@
+"""The oracle prompt: ZoomWorld's ground-truth words of the view being super-resolved.
+
+It needs to know where the zoomed view is: the chain passes each step's window in x_0's unit
+square, and ZoomWorld inputs (``world:SEED``) pass ``{"world_seed": S}`` in the context's source,
+x_0 being the scene's base view. The prompt lists the words covering at least ``min_fraction``
+of the view, objects first, then parts, then micro-textures.
+"""
+from __future__ import annotations
+
+from ..errors import ConfigError
+from . import PromptContext, register
+
+
+class OraclePrompt:
+    name = "oracle"
+    multiscale = False
+
+    def __init__(self, min_fraction: float = 0.05, size: int | None = None) -> None:
+        self.min_fraction = min_fraction
+        self.size = size
+
+    def identity(self) -> str:
+        return f"oracle:{self.min_fraction}:{self.size}"
+
+    def __call__(self, ctx: PromptContext) -> str:
+        from ..world import window_words
+        from ..world.vocab import level_of
+        seed = ctx.source.get("world_seed")
+        if seed is None:
+            raise ConfigError("--prompt oracle needs a ZoomWorld input (world:SEED): only there is the truth known")
+        truth = window_words(int(seed), ctx.window, self.size or ctx.zoomed.size[0])
+        order = {"object": 0, "part": 1, "micro": 2}
+        words = [w for w, f in truth.items() if f >= self.min_fraction]
+        words.sort(key=lambda w: (order[level_of(w)], -truth[w]))
+        return ", ".join(words)
+
+
+@register("oracle", "ZoomWorld's true words of the view (world:SEED inputs only)")
+def _oracle(arg: str | None = None, device: str = "auto") -> OraclePrompt:
+    return OraclePrompt()

@@ -1,0 +1,97 @@
+"""ZoomWorld data sets: (low-res view, high-res view, coarser view, words) samples.
+
+Splits are disjoint seed ranges, so views of one scene never cross splits. A sample is a window
+at zoom Z: ``hr`` is its render at ``size`` px, ``lr`` the same window at ``size // upscale`` px
+(the renderer is band-limited, so this is the exact low-resolution view), ``coarse`` the view
+``upscale`` times wider around the same center (the previous scale-state, x_{i-1}), ``words``
+the ground truth of the high-res view.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+
+SPLITS: dict[str, tuple[int, int]] = {"train": (0, 1_000_000), "val": (1_000_000, 1_010_000),
+                                      "test": (1_010_000, 1_020_000)}
+
+
+def split_of(seed: int) -> str:
+    for name, (lo, hi) in SPLITS.items():
+        if lo <= seed < hi:
+            return name
+    return "none"
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    seed: int
+    center: tuple[float, float]
+    zoom: float
+
+
+def sample_specs(split: str, n: int, zooms: list[float], rng: np.random.Generator,
+                 object_bias: float = 0.75) -> list[ViewSpec]:
+    """Random views of the split's scenes; most centred inside an object (where the meaning is)."""
+    from . import scene
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}; choose train, val or test")
+    lo, hi = SPLITS[split]
+    specs = []
+    for _ in range(n):
+        seed = int(rng.integers(lo, hi))
+        sc = scene(seed)
+        if rng.random() < object_bias and sc.objects:
+            o = sc.objects[int(rng.integers(len(sc.objects)))]
+            c = (o.cx + rng.uniform(-0.3, 0.3) * o.size, o.cy + rng.uniform(-0.3, 0.3) * o.size)
+        else:
+            c = tuple(rng.uniform(0.05, 0.95, 2))
+        c = (float(np.clip(c[0], 0.0, 1.0)), float(np.clip(c[1], 0.0, 1.0)))
+        specs.append(ViewSpec(seed, c, float(zooms[int(rng.integers(len(zooms)))])))
+    return specs
+
+
+def render_sample(spec: ViewSpec, size: int, upscale: int = 4, device: str = "cpu") -> dict:
+    """One sample as PIL images plus its words."""
+    from . import render_window, view_window, window_words
+    window = view_window(spec.center, spec.zoom)
+    coarse = view_window(spec.center, spec.zoom / upscale)
+    return {"hr": render_window(spec.seed, window, size, device),
+            "lr": render_window(spec.seed, window, size // upscale, device),
+            "coarse": render_window(spec.seed, coarse, size, device),
+            "words": window_words(spec.seed, window, size)}
+
+
+def write_dataset(out: str | os.PathLike, split: str, n: int, zooms: list[float], size: int = 128,
+                  upscale: int = 4, seed: int = 0) -> int:
+    """Write ``out/split/{i}_{hr,lr,coarse}.png`` and ``index.jsonl``; the folder appears whole or not at all."""
+    if n <= 0 or size < upscale:
+        raise ConfigError(f"need n > 0 and size >= upscale (got n={n}, size={size})")
+    if any(z <= 0 for z in zooms):
+        raise ConfigError(f"zooms must be > 0, got {zooms}")
+    rng = np.random.default_rng([seed, list(SPLITS).index(split) if split in SPLITS else 99])
+    specs = sample_specs(split, n, list(zooms), rng)
+    final = Path(out) / split
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".tmp-{split}-"))
+    try:
+        with open(tmp / "index.jsonl", "w") as index:
+            for i, spec in enumerate(specs):
+                s = render_sample(spec, size, upscale)
+                for key in ("hr", "lr", "coarse"):
+                    s[key].save(tmp / f"{i:06d}_{key}.png")
+                index.write(json.dumps({"i": i, "seed": spec.seed, "center": spec.center, "zoom": spec.zoom,
+                                        "upscale": upscale, "size": size, "words": s["words"]}) + "\n")
+        if final.exists():
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return len(specs)

@@ -1,0 +1,333 @@
+"""ZoomWorld scenes: continuous functions of position, rendered for any window at any size.
+
+A scene (from an integer seed) is a ground plane with 3-5 objects drawn from ``vocab.OBJECTS``.
+Each object is a signed-distance shape with a fractal, self-similar outline; inside it, parts
+(seeds, eyes, mortar, veins, ...) are painted on a base part; each part is filled with its
+micro-texture (``vocab.MICRO``), band-limited octaves of equal amplitude that continue to any
+depth. Coordinates are float64 in the base view's unit square [0, 1]^2 (x right, y down).
+
+``render`` takes windows (left, top, right, bottom) of one scene and a pixel size and returns an
+RGB batch; ``weights`` returns, per pixel, how much of it belongs to each (object, part); the
+ground-truth words of a view derive from those (``words``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from . import noise
+from .vocab import MESO_PERIOD, MICRO, OBJECTS, Micro
+
+Window = tuple[float, float, float, float]
+#: A micro-texture's octaves start this many times below its word's frequency ``f_lo``: coarser
+#: octaves of the same texture fill the scales between a part and its micro-structure.
+TEXTURE_LEAD = 16.0
+
+
+@dataclass(frozen=True)
+class Obj:
+    kind: str
+    cx: float
+    cy: float
+    size: float
+    angle: float
+    seed: int
+    tint: tuple[float, float, float]
+
+
+def _ellipse(u: torch.Tensor, v: torch.Tensor, a: float, b: float) -> torch.Tensor:
+    """Approximate signed distance to an axis-aligned ellipse (object units)."""
+    return (torch.sqrt((u / a) ** 2 + (v / b) ** 2) - 1.0) * min(a, b)
+
+
+def _box(u: torch.Tensor, v: torch.Tensor, a: float, b: float) -> torch.Tensor:
+    qx, qy = u.abs() - a, v.abs() - b
+    return torch.sqrt(qx.clamp(min=0) ** 2 + qy.clamp(min=0) ** 2) + torch.maximum(qx, qy).clamp(max=0)
+
+
+def _body_sdf(kind: str, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """The object's outline in its own units (about [-0.5, 0.5]^2), negative inside."""
+    if kind == "strawberry":
+        return (torch.sqrt((u / (0.42 * (1 - 0.35 * v).clamp(min=0.3))) ** 2 + (v / 0.5) ** 2) - 1) * 0.4
+    if kind == "cat":
+        return torch.minimum(_ellipse(u, v - 0.1, 0.5, 0.3), _ellipse(u + 0.36, v + 0.2, 0.2, 0.18))
+    if kind == "wall":
+        return _box(u, v, 0.48, 0.34) - 0.02
+    if kind == "log":
+        return _ellipse(u, v, 0.46, 0.4)
+    if kind == "leaf":
+        half = 0.22 * torch.sqrt((1 - (u / 0.5) ** 2).clamp(min=0))
+        return torch.maximum(v.abs() - half, u.abs() - 0.5) * 0.8
+    if kind == "fish":
+        tail = torch.maximum(torch.maximum(0.3 - u, u - 0.56), v.abs() - (u - 0.3) * 1.1)
+        return torch.minimum(_ellipse(u + 0.05, v, 0.4, 0.2), tail)
+    raise KeyError(kind)
+
+
+class Scene:
+    """One ZoomWorld scene, deterministic by seed."""
+
+    def __init__(self, seed: int) -> None:
+        if not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"scene seed must be a non-negative integer, got {seed!r}")
+        self.seed = int(seed)
+        rng = np.random.default_rng([self.seed, 20251126])
+        kinds = [k for k in OBJECTS if k != "ground"]
+        objs: list[Obj] = []
+        for i in range(int(rng.integers(3, 6))):
+            for _ in range(30):  # rejection-sample centres so objects overlap only a little
+                size = float(rng.uniform(0.22, 0.42))
+                cx, cy = (float(c) for c in rng.uniform(0.15, 0.85, 2))
+                if all(math.hypot(cx - o.cx, cy - o.cy) > 0.45 * (size + o.size) for o in objs):
+                    break
+            objs.append(Obj(str(rng.choice(kinds)), cx, cy, size, float(rng.uniform(-math.pi, math.pi)),
+                            int(rng.integers(0, 2 ** 30)), tuple(float(t) for t in rng.uniform(0.88, 1.12, 3))))
+        self.objects = objs
+        self.ground_seed = int(rng.integers(0, 2 ** 30))
+
+    # -- the pieces ---------------------------------------------------------------------------
+
+    def _local(self, o: Obj, X: torch.Tensor, Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        c, s = math.cos(o.angle), math.sin(o.angle)
+        dx, dy = X - o.cx, Y - o.cy
+        return (dx * c + dy * s) / o.size, (-dx * s + dy * c) / o.size
+
+    def _visible(self, o: Obj, window: Window) -> bool:
+        l, t, r, b = window
+        reach = 0.75 * o.size
+        return not (o.cx + reach < l or o.cx - reach > r or o.cy + reach < t or o.cy - reach > b)
+
+    @staticmethod
+    def _texture(m: Micro, X, Y, seed: int, pixel: float, angle) -> torch.Tensor:
+        """The micro-texture's modulation in [-1, 1]."""
+        f0 = m.f_lo / TEXTURE_LEAD  # the texture starts well above its word's scale: no gap in detail
+        if m.family == "speckle":
+            t = noise.fbm(X, Y, seed, f0, pixel)
+        elif m.family == "streak":
+            t = noise.fbm(X, Y, seed, f0, pixel, stretch=m.stretch, angle=angle, ridged=True)
+        else:
+            t = noise.cellular(X, Y, seed, f0, pixel) * 1.6
+        # A triangle wave, not tanh: the sum grows with the number of octaves at deep zoom, and a
+        # saturating map would flatten the finest ones (a blur floor). The fold keeps local contrast,
+        # and being piecewise linear, a pixel's average is the map of its average almost everywhere
+        # (renders at two resolutions agree).
+        x = 0.9 * t / 4 + 0.25
+        return 1 - 4 * (x - torch.floor(x) - 0.5).abs()
+
+    def _paint(self, m: Micro, X, Y, seed: int, pixel: float, tint, angle=0.0, shade=None) -> torch.Tensor:
+        """RGB [B, 3, H, W] of a micro-texture with a tint and optional shading multiplier."""
+        t = self._texture(m, X, Y, seed, pixel, angle)
+        k = (0.5 + 0.45 * t).unsqueeze(1)
+        dark = torch.tensor(m.dark, dtype=torch.float32, device=X.device).view(1, 3, 1, 1)
+        light = torch.tensor(m.light, dtype=torch.float32, device=X.device).view(1, 3, 1, 1)
+        rgb = (dark + (light - dark) * k) * torch.tensor(tint, dtype=torch.float32, device=X.device).view(1, 3, 1, 1)
+        if shade is not None:
+            rgb = rgb * shade.unsqueeze(1)
+        return rgb
+
+    def _parts(self, o: Obj, X, Y, pixel: float):
+        """[(part word, coverage [B,H,W] or None for the base part, paint())] in paint order.
+
+        ``paint`` is called only when the part is visible in the view (textures are the costly bit).
+        """
+        u, v = self._local(o, X, Y)
+        P = MESO_PERIOD
+        m = {p.word: MICRO[p.micro] for p in OBJECTS[o.kind]}
+        paint = self._paint
+        lo = lambda: 1.0 + 0.08 * noise.fbm(X, Y, o.seed + 5, 8.0, pixel, gain=0.5, max_octaves=6)  # noqa: E731
+        out = []
+        if o.kind == "cat":
+            # fur locks: Voronoi cells of size P, one hair direction per lock, faint partings
+            def fur():
+                angle, seams = _streak_cells(X, Y, o.seed + 11, pixel, lambda sx, sy, c: c * math.pi)
+                return paint(m["fur"], X, Y, o.seed, pixel, o.tint, angle, lo() * seams)
+            out.append(("fur", None, fur))
+            for k, ((eu, ev), r, word) in enumerate((((-0.45, -0.27), 0.04, "eye"), ((-0.31, -0.27), 0.04, "eye"),
+                                                     ((-0.38, -0.17), 0.025, "nose"))):
+                sdf = (torch.sqrt((u - eu) ** 2 + (v - ev) ** 2) - r) * o.size
+                ang = torch.atan2(v - ev, u - eu)
+                out.append((word, noise.smooth_coverage(sdf, pixel),
+                            lambda word=word, ang=ang: paint(m[word], X, Y, o.seed + 1, pixel, (1, 1, 1), ang)))
+        elif o.kind == "strawberry":
+            out.append(("skin", None, lambda: paint(m["skin"], X, Y, o.seed, pixel, o.tint, 0.0, lo())))
+            # seeds: an absolute jittered grid, spacing 1.6 P, radius 0.35 P, below the calyx
+            g, rad = 1.6 * P, 0.35 * P
+            gx, gy = torch.floor(X / g), torch.floor(Y / g)
+            ix, iy = gx.to(torch.int64), gy.to(torch.int64)
+            sx = (gx + 0.3 + 0.4 * noise.uniform(ix, iy, o.seed + 21).double()) * g
+            sy = (gy + 0.3 + 0.4 * noise.uniform(ix, iy, o.seed + 22).double()) * g
+            sdf = torch.sqrt((X - sx) ** 2 + (Y - sy) ** 2) - rad
+            cov = noise.rough_coverage(sdf, X, Y, o.seed + 23, 1 / rad, pixel, 0.1) * (v > -0.3).float()
+            rim = lambda: (1.0 - 0.35 * ((sdf / rad + 1).clamp(0, 1) ** 3)).float()  # noqa: E731
+            out.append(("seeds", cov, lambda: paint(m["seeds"], X, Y, o.seed + 2, pixel, o.tint, 0.0, rim())))
+            cal = (v - (-0.3 + 0.05 * torch.cos(u * 40))) * o.size
+            out.append(("calyx", noise.smooth_coverage(cal, pixel),
+                        lambda: paint(m["calyx"], X, Y, o.seed + 3, pixel, o.tint, torch.atan2(v + 0.6, u))))
+        elif o.kind == "wall":
+            out.append(("bricks", None, lambda: paint(m["bricks"], X, Y, o.seed, pixel, o.tint, 0.0, lo())))
+            rows = (v + 0.34) / 0.07
+            fv = rows - torch.floor(rows)
+            cols = (u + 0.48) / 0.16 + (torch.floor(rows) % 2) * 0.5
+            fu = cols - torch.floor(cols)
+            d = torch.minimum(torch.minimum(fv, 1 - fv) * 0.07, torch.minimum(fu, 1 - fu) * 0.16) * o.size
+            out.append(("mortar", noise.line_coverage(d, 0.006 * o.size, pixel),
+                        lambda: paint(m["mortar"], X, Y, o.seed + 1, pixel, (1, 1, 1))))
+        elif o.kind == "log":
+            out.append(("bark", None, lambda: paint(m["bark"], X, Y, o.seed, pixel, o.tint, 0.0, lo())))
+            inner = _ellipse(u, v, 0.4, 0.34) * o.size
+
+            def rings():
+                r = torch.sqrt((u / 0.4) ** 2 + (v / 0.34) ** 2) * 0.34 * o.size  # radial distance, base units
+                bands = (1.0 + 0.2 * noise.band_weight(1 / P, pixel) * torch.sin(2 * math.pi * r / P)).float()
+
+                def tangent(sx, sy, _):  # the rings' direction at each cell's site: coherent across cells
+                    su, sv = self._local(o, sx, sy)
+                    return torch.atan2(sv * 0.4 / 0.34, su * 0.34 / 0.4) + math.pi / 2 + o.angle
+                angle, seams = _streak_cells(X, Y, o.seed + 41, pixel, tangent)
+                return paint(m["rings"], X, Y, o.seed + 1, pixel, o.tint, angle, lo() * bands * seams)
+            out.append(("rings", noise.rough_coverage(inner, X, Y, o.seed + 41, 1 / (0.05 * o.size), pixel, 0.1), rings))
+        elif o.kind == "leaf":
+            Xs, Ys = X / P, Y / P
+
+            def blade():
+                ax, ay = _nearest_site(Xs, Ys, o.seed + 51)  # areoles: cells of size P between veinlets
+                patch = 1.0 + 0.10 * (noise.uniform(ax, ay, o.seed + 52) * 2 - 1)
+                return paint(m["blade"], X, Y, o.seed, pixel, o.tint, 0.0, lo() * patch)
+            out.append(("blade", None, blade))
+            s = (u * 0.7 + v.abs() * 0.7) / 0.12
+            lateral = (s - torch.floor(s) - 0.5).abs() * 0.12 * 0.7 * o.size
+            cov = torch.maximum(noise.line_coverage(v.abs() * o.size, 0.008 * o.size, pixel),
+                                noise.line_coverage(lateral, 0.004 * o.size, pixel))
+            veinlet = noise.line_coverage(noise.cell_edge_distance(Xs, Ys, o.seed + 51).double() * P, 0.03 * P, pixel)
+            out.append(("veins", torch.maximum(cov, veinlet),
+                        lambda: paint(m["veins"], X, Y, o.seed + 1, pixel, o.tint, o.angle)))
+        elif o.kind == "fish":
+            def scales():
+                edge = noise.cell_edge_distance(u / 0.05, v / 0.05, o.seed + 61).double() * 0.05 * o.size
+                rim = 1 - 0.25 * noise.line_coverage(edge, 0.002 * o.size, pixel)
+                return paint(m["scales"], X, Y, o.seed, pixel, o.tint, o.angle + math.pi / 2, lo() * rim)
+            out.append(("scales", None, scales))
+            tail = torch.maximum(torch.maximum(0.3 - u, u - 0.56), v.abs() - (u - 0.3) * 1.1) * o.size
+            out.append(("fin", noise.smooth_coverage(tail, pixel),
+                        lambda: paint(m["fin"], X, Y, o.seed + 1, pixel, o.tint, o.angle)))
+        return out
+
+    def _ground(self, X, Y, pixel: float):
+        s = self.ground_seed
+        lo = lambda: 1.0 + 0.1 * noise.fbm(X, Y, s + 5, 4.0, pixel, gain=0.5, max_octaves=6)  # noqa: E731
+        out = [("soil", None, lambda: self._paint(MICRO["crumbs"], X, Y, s, pixel, (1, 1, 1), 0.0, lo()))]
+        g = 1 / 24
+        gx, gy = torch.floor(X / g), torch.floor(Y / g)
+        ix, iy = gx.to(torch.int64), gy.to(torch.int64)
+        keep = (noise.uniform(ix, iy, s + 3) < 0.45).float()
+        sx = (gx + 0.3 + 0.4 * noise.uniform(ix, iy, s + 1).double()) * g
+        sy = (gy + 0.3 + 0.4 * noise.uniform(ix, iy, s + 2).double()) * g
+        rad = g * (0.15 + 0.15 * noise.uniform(ix, iy, s + 4).double())
+        sdf = torch.sqrt((X - sx) ** 2 + (Y - sy) ** 2) - rad
+        cov = noise.rough_coverage(sdf, X, Y, s + 6, 1 / (0.15 * g), pixel, 0.1) * keep
+        out.append(("pebbles", cov, lambda: self._paint(MICRO["specks"], X, Y, s + 1, pixel, (1, 1, 1))))
+        return out
+
+    # -- public ---------------------------------------------------------------------------------
+
+    def evaluate(self, windows: list[Window], size: int, want_rgb: bool = True, device: str = "cpu"):
+        """RGB [B, 3, size, size] (or None) and weights {(object index or -1, part): [B, size, size]}.
+
+        Weights of every pixel sum to 1 (painter's order: ground, then objects, parts on top).
+        All windows must have the same width (one pixel size per batch).
+        """
+        X, Y, pixel = _grid(windows, size, device)
+        layers = [(-1, self._ground(X, Y, pixel), None)]
+        for i, o in enumerate(self.objects):
+            if any(self._visible(o, w) for w in windows):
+                u, v = self._local(o, X, Y)
+                sdf = _body_sdf(o.kind, u, v) * o.size
+                alpha = noise.rough_coverage(sdf, X, Y, o.seed + 99, 4 / o.size, pixel, 0.08)
+                if float(alpha.max()) > 0:
+                    layers.append((i, self._parts(o, X, Y, pixel), alpha))
+        # weights first (cheap), then paint only the parts with any weight left in the view
+        weights: dict[tuple[int, str], torch.Tensor] = {}
+        for idx, parts, alpha in layers:
+            a = torch.ones_like(X, dtype=torch.float32) if alpha is None else alpha
+            for key in weights:
+                weights[key] = weights[key] * (1 - a)
+            layer_w: list[tuple[str, torch.Tensor]] = []
+            for word, cov, _ in parts:
+                c = torch.ones_like(a) if cov is None else cov.float()
+                layer_w = [(wd, w * (1 - c)) for wd, w in layer_w] + [(word, c)]
+            for word, w in layer_w:
+                weights[(idx, word)] = weights.get((idx, word), 0) + w * a
+        if not want_rgb:
+            return None, weights
+        rgb = torch.zeros((len(windows), 3, size, size), dtype=torch.float32, device=X.device)
+        for idx, parts, _ in layers:
+            for word, _, paint in parts:
+                w = weights.get((idx, word))
+                if w is not None and float(w.max()) > 1e-4:
+                    rgb = rgb + paint() * w.unsqueeze(1)
+        return rgb.clamp(0, 1), weights
+
+    def render(self, windows: list[Window], size: int, device: str = "cpu") -> torch.Tensor:
+        """RGB float [B, 3, size, size] in [0, 1] of the given windows."""
+        return self.evaluate(windows, size, True, device)[0]
+
+    def kind_of(self, idx: int) -> str:
+        return "ground" if idx < 0 else self.objects[idx].kind
+
+
+def _grid(windows: list[Window], size: int, device: str = "cpu"):
+    """Pixel-centre coordinates [B, size, size] (float64) and the common pixel size."""
+    if size <= 0:
+        raise ValueError(f"size must be a positive number of pixels, got {size}")
+    w = torch.tensor(windows, dtype=torch.float64, device=device).reshape(-1, 4)
+    widths = w[:, 2] - w[:, 0]
+    if torch.any(widths <= 0) or torch.any(w[:, 3] - w[:, 1] <= 0):
+        raise ValueError("window must have right > left and bottom > top")
+    if not torch.allclose(widths, widths[0], rtol=1e-9, atol=0):
+        raise ValueError("all windows in one batch must have the same width")
+    t = (torch.arange(size, dtype=torch.float64, device=device) + 0.5) / size
+    X = w[:, 0, None, None] + t[None, None, :] * widths[:, None, None]
+    Y = w[:, 1, None, None] + t[None, :, None] * (w[:, 3] - w[:, 1])[:, None, None]
+    X, Y = X.expand(-1, size, size), Y.expand(-1, size, size)
+    return X.contiguous(), Y.contiguous(), float(widths[0]) / size
+
+
+def _streak_cells(X, Y, seed: int, pixel: float, angle_of) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cells of size MESO_PERIOD with one streak direction each, and faint seams between them.
+
+    Fur locks and wood both use it, so their deep-zoom views share one distribution; what
+    differs is ``angle_of(site_x, site_y, u)`` (random per lock for fur, the ring tangent for
+    wood), visible only over several cells. A direction constant per cell also avoids the
+    phase 'chirp' a per-pixel rotation of high-frequency noise would cause.
+    """
+    P = MESO_PERIOD
+    Xs, Ys = X / P, Y / P
+    cx, cy = _nearest_site(Xs, Ys, seed)
+    sx = (cx.double() + noise.uniform(cx, cy, seed).double()) * P
+    sy = (cy.double() + noise.uniform(cx, cy, seed + 7).double()) * P
+    angle = angle_of(sx, sy, noise.uniform(cx, cy, seed + 1).double())
+    edge = noise.cell_edge_distance(Xs, Ys, seed).double() * P
+    seams = 1.0 - 0.2 * noise.line_coverage(edge, 0.015 * P, pixel)
+    return angle, seams
+
+
+def _nearest_site(Xs: torch.Tensor, Ys: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integer id (ix, iy) of the nearest jittered-grid site (the Voronoi cell a point is in)."""
+    fx, fy = torch.floor(Xs), torch.floor(Ys)
+    ix, iy = fx.to(torch.int64), fy.to(torch.int64)
+    tx, ty = (Xs - fx).float(), (Ys - fy).float()
+    best = torch.full(tx.shape, 9.0, device=Xs.device)
+    bx, by = ix.clone(), iy.clone()
+    for dx in (-1, 0, 1):
+        for dy in (-1, 0, 1):
+            px = dx + noise.uniform(ix + dx, iy + dy, seed)
+            py = dy + noise.uniform(ix + dx, iy + dy, seed + 7)
+            d = (tx - px) ** 2 + (ty - py) ** 2
+            closer = d < best
+            best = torch.where(closer, d, best)
+            bx = torch.where(closer, ix + dx, bx)
+            by = torch.where(closer, iy + dy, by)
+    return bx, by
