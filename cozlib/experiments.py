@@ -46,9 +46,10 @@ def methods_by_label(labels: Iterable[str], catalogue: Sequence[Method] = PHOTO_
 
 
 def run_methods(images: Mapping[str, Image.Image], methods: Sequence[Method], config: ChainConfig,
-                cache: ChainCache | None, device: str = "auto",
-                progress: bool = True) -> dict[tuple[str, str], ChainResult]:
-    """Every (image name, method label) chain; each backbone and extractor is built once."""
+                cache: ChainCache | None, device: str = "auto", progress: bool = True,
+                sources: Mapping[str, dict] | None = None) -> dict[tuple[str, str], ChainResult]:
+    """Every (image name, method label) chain; each backbone and extractor is built once.
+    ``sources`` adds what an extractor may need per image (``{"world_seed": S}`` for ZoomWorld)."""
     from tqdm.auto import tqdm
     from .backbones import make_backbone
     from .prompts import make_prompt_extractor
@@ -65,8 +66,9 @@ def run_methods(images: Mapping[str, Image.Image], methods: Sequence[Method], co
             backbone = backbones[m.backbone]
         if m.prompt not in extractors:
             extractors[m.prompt] = make_prompt_extractor(m.prompt, device=device)
+        source = {"image": name, **((sources or {}).get(name, {}))}
         results[(name, m.label)] = run_chain(images[name], cfg, backbone, extractors[m.prompt],
-                                             cache=cache, source={"image": name})
+                                             cache=cache, source=source)
     return results
 
 
@@ -203,5 +205,65 @@ def per_scale_figure(rows: Sequence[dict], metrics: Sequence[str], methods: Sequ
         ax.set_title(f"{metric.upper()} ({'lower' if metric in LOWER_IS_BETTER else 'higher'} is better)")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# -- ZoomWorld: results against ground truth -------------------------------------------------------
+
+def world_inputs(seeds: Sequence[int], size: int) -> tuple[dict[str, Image.Image], dict[str, dict]]:
+    """Base views of ZoomWorld scenes as chain inputs, named ``world-SEED``, with their sources."""
+    from . import world
+    images = {f"world-{s}": world.render_view(s, (0.5, 0.5), 1.0, size) for s in seeds}
+    return images, {f"world-{s}": {"world_seed": s} for s in seeds}
+
+
+def truth_states(result: ChainResult) -> list[Image.Image]:
+    """The exact ground truth of every state of a chain run on a ZoomWorld input (same windows, size)."""
+    from . import world
+    seed = result.source["world_seed"]
+    return [world.render_window(seed, w, result.states[0].size[0]) for w in result.windows]
+
+
+def score_truth(results: Mapping[tuple[str, str], ChainResult], cache: ChainCache | None,
+                progress: bool = True) -> list[dict]:
+    """Rows {image, method, k, magnification, metric, value} for PSNR, SSIM (pyiqa) and the texture
+    distance of every state k >= 1 against its ground truth (cached beside the chain)."""
+    from tqdm.auto import tqdm
+    from .metrics import Scorer
+    from .metrics.truth import texture_distance
+    scorer = Scorer("cpu")
+    rows = []
+    for (name, label), res in tqdm(list(results.items()), desc="truth", disable=not progress):
+        stored = cache.load_scores(res.key) if cache is not None else {}
+        if not all(f"truth_{m}" in stored for m in ("psnr", "ssim", "texture")):
+            truth = truth_states(res)
+            stored["truth_psnr"] = scorer.score("psnr", res.states, truth)
+            stored["truth_ssim"] = scorer.score("ssim", res.states, truth)
+            stored["truth_texture"] = [texture_distance(a, b) for a, b in zip(res.states, truth)]
+            if cache is not None:
+                cache.store_scores(res.key, stored)
+        for metric in ("psnr", "ssim", "texture"):
+            for k in range(1, len(res.states)):
+                rows.append({"image": name, "method": label, "k": k, "magnification": res.magnifications[k],
+                             "metric": metric, "value": stored[f"truth_{metric}"][k]})
+    return rows
+
+
+def views_figure(images: Sequence[Image.Image], titles: Sequence[str], captions: Sequence[str] = (), cols: int | None = None):
+    """A row (or grid) of views with titles and optional captions (e.g. their true words)."""
+    import matplotlib.pyplot as plt
+    cols = cols or len(images)
+    rows = -(-len(images) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.3 * cols, 2.6 * rows + (0.5 if captions else 0)), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.set_xticks([]), ax.set_yticks([])
+        if i >= len(images):
+            ax.axis("off")
+            continue
+        ax.imshow(images[i], interpolation="nearest")
+        ax.set_title(titles[i], fontsize=9)
+        if captions:
+            ax.set_xlabel(captions[i], fontsize=7, wrap=True)
     fig.tight_layout()
     return fig

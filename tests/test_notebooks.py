@@ -24,7 +24,8 @@ def parameter_names(nb) -> set[str]:
 
 
 def test_there_are_notebooks():
-    assert {p.stem for p in NOTEBOOKS} >= {"00_quickstart", "01_ar2_scale_states", "90_zoom_explorer"}
+    assert {p.stem for p in NOTEBOOKS} >= {"00_quickstart", "01_ar2_scale_states", "05_zoomworld_ground_truth",
+                                          "90_zoom_explorer"}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -59,6 +60,9 @@ def test_notebooks_execute_with_smoke_params(tmp_path):
                  "zoom_explorer_astronaut.png", "metrics_per_scale_photos.png", "protocol_step.png"):
         assert (figures / name).is_file(), name
         assert manifest[name]["parameters"]["process_size"] == 192 and manifest[name]["git_commit"]
+    for name in ("table1_zoomworld.csv", "zoomworld_ambiguity.csv", "zoomworld_energy.csv",
+                 "zoomworld_truth_chain.png", "fig5_zoomworld.png"):
+        assert (figures / name).is_file(), name
     table = (figures / "table1_photos.csv").read_text().splitlines()
     assert table[0].startswith("method,NIQE 4x") and len(table) == 5
     assert all(cell for row in table[1:] for cell in row.split(","))  # every cell has a number

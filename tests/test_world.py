@@ -67,15 +67,15 @@ def test_words_fractions_sum_to_one_per_level():
 
 
 def test_deep_zoom_keeps_high_frequency_energy():
-    """No blur floor: detail energy (bands of 2-8 px) at 1024x and 4096x is of the order of the
-    base view's, and does not decay from 256x on."""
+    """No blur floor: detail energy (bands of 2-8 px) at 1024x is of the order of the base view's,
+    and does not decay deeper (4096x, 16384x: below every part's and meso-structure's scale)."""
     from cozlib.world.energy import band_energy
     o = world.scene(3).objects[0]
     base = np.mean([band_energy(world.render_view(s, (0.5, 0.5), 1, 128)) for s in (1, 2, 3)])
     at = {z: np.mean([band_energy(world.render_view(3, (o.cx + d, o.cy), z, 128)) for d in (0, 0.3 / z, 0.6 / z)])
-          for z in (256, 1024, 4096)}
+          for z in (1024, 4096, 16384)}
     assert at[1024] > 0.1 * base, (at, base)
-    assert at[4096] > 0.5 * at[256], at
+    assert at[4096] > 0.5 * at[1024] and at[16384] > 0.5 * at[1024], at
 
 
 @pytest.mark.parametrize("kwargs,match", [

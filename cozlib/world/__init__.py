@@ -107,5 +107,10 @@ def parse_world_input(spec: str) -> int | None:
     return seed
 
 
-__all__ = ["AMBIGUITY_ZOOM", "AMBIGUOUS_PAIRS", "MESO_PERIOD", "Scene", "levels", "parse_world_input",
+__all__ = ["AMBIGUITY_ZOOM", "AMBIGUOUS_PAIRS", "MESO_PERIOD", "Scene", "format_words", "levels", "parse_world_input",
            "render_view", "render_window", "scene", "view_window", "view_words", "vocabulary", "window_words"]
+
+
+def format_words(words: dict[str, float], top: int = 6) -> str:
+    """'cat 0.78, fur 0.78, ...' for captions."""
+    return ", ".join(f"{w} {f:.2f}" for w, f in list(words.items())[:top])

@@ -29,6 +29,35 @@ def uniform(ix: torch.Tensor, iy: torch.Tensor, seed: int) -> torch.Tensor:
     return hash2(ix, iy, seed).to(torch.float32) * (1.0 / 2147483648.0)
 
 
+class Lattice:
+    """Uniform lattice values around the points (ix, iy), looked up by neighbour offset.
+
+    Where the points span few lattice cells (every octave coarser than the pixel), the hash is
+    computed once per lattice cell on a small table and gathered, instead of once per pixel:
+    same values, a fraction of the work. On CUDA (where the bounds would force a sync) and for
+    the finest octaves it hashes per pixel.
+    """
+
+    def __init__(self, ix: torch.Tensor, iy: torch.Tensor, seed: int, reach: int = 1) -> None:
+        self.ix, self.iy, self.seed = ix, iy, seed
+        self.table = None
+        if ix.device.type == "cpu":
+            x0, x1 = int(ix.min()) - reach, int(ix.max()) + reach
+            y0, y1 = int(iy.min()) - reach, int(iy.max()) + reach
+            nx, ny = x1 - x0 + 1, y1 - y0 + 1
+            if nx * ny * 2 <= ix.numel():
+                gx = torch.arange(x0, x1 + 1, dtype=torch.int64)
+                gy = torch.arange(y0, y1 + 1, dtype=torch.int64)
+                self.table = uniform(gx[None, :], gy[:, None], seed).flatten()
+                self.index = (iy - y0) * nx + (ix - x0)
+                self.nx = nx
+
+    def __call__(self, dx: int = 0, dy: int = 0) -> torch.Tensor:
+        if self.table is None:
+            return uniform(self.ix + dx, self.iy + dy, self.seed)
+        return self.table[self.index + (dy * self.nx + dx)]
+
+
 def band_weight(freq: float, pixel: float) -> float:
     """1 for octaves of 3.3 px per cycle or more, fading to 0 at 1.7 px (value noise is smooth within
     a lattice cell, so its energy sits below its lattice frequency: this keeps aliasing negligible)."""
@@ -56,14 +85,11 @@ def octaves(f_lo: float, pixel: float) -> list[tuple[float, float, int]]:
 def value_noise(x: torch.Tensor, y: torch.Tensor, seed: int) -> torch.Tensor:
     """Smooth value noise with unit lattice spacing, values in [-1, 1] (float32)."""
     fx, fy = torch.floor(x), torch.floor(y)
-    ix, iy = fx.to(torch.int64), fy.to(torch.int64)
+    lat = Lattice(fx.to(torch.int64), fy.to(torch.int64), seed)
     tx, ty = (x - fx).to(torch.float32), (y - fy).to(torch.float32)
     tx = tx * tx * (3 - 2 * tx)
     ty = ty * ty * (3 - 2 * ty)
-    a = uniform(ix, iy, seed)
-    b = uniform(ix + 1, iy, seed)
-    c = uniform(ix, iy + 1, seed)
-    d = uniform(ix + 1, iy + 1, seed)
+    a, b, c, d = lat(0, 0), lat(1, 0), lat(0, 1), lat(1, 1)
     top = a + (b - a) * tx
     bottom = c + (d - c) * tx
     return (top + (bottom - top) * ty) * 2 - 1
@@ -90,21 +116,32 @@ def fbm(x: torch.Tensor, y: torch.Tensor, seed: int, f_lo: float, pixel: float,
     return out
 
 
-def cell_edge_distance(x: torch.Tensor, y: torch.Tensor, seed: int) -> torch.Tensor:
-    """Approximate distance (in cell units) to the nearest Voronoi cell wall, unit site spacing."""
+def voronoi(x: torch.Tensor, y: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Jittered-grid Voronoi at unit spacing: (nearest site's ix, iy, distance to the nearest wall).
+
+    The wall distance is approximated by (d2 - d1) / 2, d1 and d2 the two nearest site distances.
+    """
     fx, fy = torch.floor(x), torch.floor(y)
     ix, iy = fx.to(torch.int64), fy.to(torch.int64)
+    jx, jy = Lattice(ix, iy, seed), Lattice(ix, iy, seed + 7)
     tx, ty = (x - fx).to(torch.float32), (y - fy).to(torch.float32)
     d1 = torch.full(tx.shape, 9.0, device=x.device)
     d2 = torch.full(tx.shape, 9.0, device=x.device)
+    bx, by = ix.clone(), iy.clone()
     for dx in (-1, 0, 1):
         for dy in (-1, 0, 1):
-            px = dx + uniform(ix + dx, iy + dy, seed)
-            py = dy + uniform(ix + dx, iy + dy, seed + 7)
-            d = torch.sqrt((tx - px) ** 2 + (ty - py) ** 2)
-            d2 = torch.where(d < d1, d1, torch.minimum(d2, d))
-            d1 = torch.minimum(d1, d)
-    return (d2 - d1) * 0.5
+            d = torch.sqrt((tx - (dx + jx(dx, dy))) ** 2 + (ty - (dy + jy(dx, dy))) ** 2)
+            closer = d < d1
+            d2 = torch.where(closer, d1, torch.minimum(d2, d))
+            d1 = torch.where(closer, d, d1)
+            bx = torch.where(closer, ix + dx, bx)
+            by = torch.where(closer, iy + dy, by)
+    return bx, by, (d2 - d1) * 0.5
+
+
+def cell_edge_distance(x: torch.Tensor, y: torch.Tensor, seed: int) -> torch.Tensor:
+    """Approximate distance (in cell units) to the nearest Voronoi cell wall, unit site spacing."""
+    return voronoi(x, y, seed)[2]
 
 
 def cell_walls(x: torch.Tensor, y: torch.Tensor, seed: int) -> torch.Tensor:
@@ -151,9 +188,9 @@ def rough_coverage(sdf: torch.Tensor, x: torch.Tensor, y: torch.Tensor, seed: in
 
 
 def smooth_coverage(sdf: torch.Tensor, pixel: float) -> torch.Tensor:
-    """Antialiased inside-coverage from a signed distance (negative inside), one pixel wide."""
-    return torch.clamp(0.5 - sdf / pixel, 0.0, 1.0)
+    """Antialiased inside-coverage from a signed distance (negative inside), one pixel wide (float32)."""
+    return torch.clamp(0.5 - sdf / pixel, 0.0, 1.0).float()
 
 
-__all__ = ["hash2", "uniform", "band_weight", "octaves", "value_noise", "fbm", "cell_edge_distance", "cell_walls", "line_coverage", "rough_coverage", "cellular",
+__all__ = ["hash2", "uniform", "band_weight", "octaves", "value_noise", "fbm", "Lattice", "voronoi", "cell_edge_distance", "cell_walls", "line_coverage", "rough_coverage", "cellular",
            "fractal_offset", "smooth_coverage"]

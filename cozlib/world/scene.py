@@ -137,13 +137,23 @@ class Scene:
         P = MESO_PERIOD
         m = {p.word: MICRO[p.micro] for p in OBJECTS[o.kind]}
         paint = self._paint
-        lo = lambda: 1.0 + 0.08 * noise.fbm(X, Y, o.seed + 5, 8.0, pixel, gain=0.5, max_octaves=6)  # noqa: E731
+        memo: list[torch.Tensor] = []
+
+        def lo() -> torch.Tensor:  # the object's slow brightness variation, shared by its parts
+            if not memo:
+                memo.append(1.0 + 0.08 * noise.fbm(X, Y, o.seed + 5, 8.0, pixel, gain=0.5, max_octaves=4))
+            return memo[0]
         out = []
         if o.kind == "cat":
             # fur locks: Voronoi cells of size P, one hair direction per lock, faint partings
-            def fur():
-                angle, seams = _streak_cells(X, Y, o.seed + 11, pixel, lambda sx, sy, c: c * math.pi)
-                return paint(m["fur"], X, Y, o.seed, pixel, o.tint, angle, lo() * seams)
+            def fur():  # locks: one random direction each, parted by lines of pale skin
+                angle, edge = _streak_cells(X, Y, o.seed + 11, pixel, lambda sx, sy, c: c * math.pi)
+                col = paint(m["fur"], X, Y, o.seed, pixel, o.tint, angle, lo())
+                if edge is None:
+                    return col
+                parting = noise.line_coverage(edge, 0.025 * P, pixel).unsqueeze(1)
+                skin = torch.tensor((0.86, 0.62, 0.58), dtype=torch.float32, device=X.device).view(1, 3, 1, 1)
+                return col * (1 - parting) + skin * parting
             out.append(("fur", None, fur))
             for k, ((eu, ev), r, word) in enumerate((((-0.45, -0.27), 0.04, "eye"), ((-0.31, -0.27), 0.04, "eye"),
                                                      ((-0.38, -0.17), 0.025, "nose"))):
@@ -157,8 +167,8 @@ class Scene:
             g, rad = 1.6 * P, 0.35 * P
             gx, gy = torch.floor(X / g), torch.floor(Y / g)
             ix, iy = gx.to(torch.int64), gy.to(torch.int64)
-            sx = (gx + 0.3 + 0.4 * noise.uniform(ix, iy, o.seed + 21).double()) * g
-            sy = (gy + 0.3 + 0.4 * noise.uniform(ix, iy, o.seed + 22).double()) * g
+            sx = (gx + 0.3 + 0.4 * noise.Lattice(ix, iy, o.seed + 21, 0)().double()) * g
+            sy = (gy + 0.3 + 0.4 * noise.Lattice(ix, iy, o.seed + 22, 0)().double()) * g
             sdf = torch.sqrt((X - sx) ** 2 + (Y - sy) ** 2) - rad
             cov = noise.rough_coverage(sdf, X, Y, o.seed + 23, 1 / rad, pixel, 0.1) * (v > -0.3).float()
             rim = lambda: (1.0 - 0.35 * ((sdf / rad + 1).clamp(0, 1) ** 3)).float()  # noqa: E731
@@ -181,28 +191,33 @@ class Scene:
 
             def rings():
                 r = torch.sqrt((u / 0.4) ** 2 + (v / 0.34) ** 2) * 0.34 * o.size  # radial distance, base units
-                bands = (1.0 + 0.2 * noise.band_weight(1 / P, pixel) * torch.sin(2 * math.pi * r / P)).float()
+                # dark latewood lines every P/2 along the rings, parallel to the fibres: every 4x
+                # coarser view of the wood shows one; a view at AMBIGUITY_ZOOM mostly does not
+                q = r / (0.5 * P)
+                bands = 1.0 - 0.5 * noise.line_coverage((q - torch.floor(q) - 0.5).abs() * 0.5 * P, 0.04 * P, pixel)
 
                 def tangent(sx, sy, _):  # the rings' direction at each cell's site: coherent across cells
                     su, sv = self._local(o, sx, sy)
                     return torch.atan2(sv * 0.4 / 0.34, su * 0.34 / 0.4) + math.pi / 2 + o.angle
-                angle, seams = _streak_cells(X, Y, o.seed + 41, pixel, tangent)
-                return paint(m["rings"], X, Y, o.seed + 1, pixel, o.tint, angle, lo() * bands * seams)
+                angle, _ = _streak_cells(X, Y, o.seed + 41, pixel, tangent)
+                return paint(m["rings"], X, Y, o.seed + 1, pixel, o.tint, angle, lo() * bands)
             out.append(("rings", noise.rough_coverage(inner, X, Y, o.seed + 41, 1 / (0.05 * o.size), pixel, 0.1), rings))
         elif o.kind == "leaf":
-            Xs, Ys = X / P, Y / P
+            sub_pixel = pixel > 4 * P  # areoles and veinlets average out below the pixel: skip them
+            if not sub_pixel:
+                ax, ay, edge = noise.voronoi(X / P, Y / P, o.seed + 51)  # areoles: cells of size P
 
             def blade():
-                ax, ay = _nearest_site(Xs, Ys, o.seed + 51)  # areoles: cells of size P between veinlets
-                patch = 1.0 + 0.10 * (noise.uniform(ax, ay, o.seed + 52) * 2 - 1)
+                patch = 1.0 if sub_pixel else 1.0 + 0.10 * (noise.uniform(ax, ay, o.seed + 52) * 2 - 1)
                 return paint(m["blade"], X, Y, o.seed, pixel, o.tint, 0.0, lo() * patch)
             out.append(("blade", None, blade))
             s = (u * 0.7 + v.abs() * 0.7) / 0.12
             lateral = (s - torch.floor(s) - 0.5).abs() * 0.12 * 0.7 * o.size
             cov = torch.maximum(noise.line_coverage(v.abs() * o.size, 0.008 * o.size, pixel),
                                 noise.line_coverage(lateral, 0.004 * o.size, pixel))
-            veinlet = noise.line_coverage(noise.cell_edge_distance(Xs, Ys, o.seed + 51).double() * P, 0.03 * P, pixel)
-            out.append(("veins", torch.maximum(cov, veinlet),
+            if not sub_pixel:
+                cov = torch.maximum(cov, noise.line_coverage(edge.double() * P, 0.03 * P, pixel))
+            out.append(("veins", cov,
                         lambda: paint(m["veins"], X, Y, o.seed + 1, pixel, o.tint, o.angle)))
         elif o.kind == "fish":
             def scales():
@@ -217,15 +232,16 @@ class Scene:
 
     def _ground(self, X, Y, pixel: float):
         s = self.ground_seed
-        lo = lambda: 1.0 + 0.1 * noise.fbm(X, Y, s + 5, 4.0, pixel, gain=0.5, max_octaves=6)  # noqa: E731
+        lo = lambda: 1.0 + 0.1 * noise.fbm(X, Y, s + 5, 4.0, pixel, gain=0.5, max_octaves=4)  # noqa: E731
         out = [("soil", None, lambda: self._paint(MICRO["crumbs"], X, Y, s, pixel, (1, 1, 1), 0.0, lo()))]
         g = 1 / 24
         gx, gy = torch.floor(X / g), torch.floor(Y / g)
         ix, iy = gx.to(torch.int64), gy.to(torch.int64)
-        keep = (noise.uniform(ix, iy, s + 3) < 0.45).float()
-        sx = (gx + 0.3 + 0.4 * noise.uniform(ix, iy, s + 1).double()) * g
-        sy = (gy + 0.3 + 0.4 * noise.uniform(ix, iy, s + 2).double()) * g
-        rad = g * (0.15 + 0.15 * noise.uniform(ix, iy, s + 4).double())
+        u = lambda k: noise.Lattice(ix, iy, s + k, 0)()  # noqa: E731
+        keep = (u(3) < 0.45).float()
+        sx = (gx + 0.3 + 0.4 * u(1).double()) * g
+        sy = (gy + 0.3 + 0.4 * u(2).double()) * g
+        rad = g * (0.15 + 0.15 * u(4).double())
         sdf = torch.sqrt((X - sx) ** 2 + (Y - sy) ** 2) - rad
         cov = noise.rough_coverage(sdf, X, Y, s + 6, 1 / (0.15 * g), pixel, 0.1) * keep
         out.append(("pebbles", cov, lambda: self._paint(MICRO["specks"], X, Y, s + 1, pixel, (1, 1, 1))))
@@ -295,39 +311,20 @@ def _grid(windows: list[Window], size: int, device: str = "cpu"):
     return X.contiguous(), Y.contiguous(), float(widths[0]) / size
 
 
-def _streak_cells(X, Y, seed: int, pixel: float, angle_of) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cells of size MESO_PERIOD with one streak direction each, and faint seams between them.
+def _streak_cells(X, Y, seed: int, pixel: float, angle_of) -> tuple[torch.Tensor | float, torch.Tensor | None]:
+    """Cells of size MESO_PERIOD with one streak direction each: (direction, distance to the
+    nearest cell wall in base units).
 
     Fur locks and wood both use it, so their deep-zoom views share one distribution; what
     differs is ``angle_of(site_x, site_y, u)`` (random per lock for fur, the ring tangent for
-    wood), visible only over several cells. A direction constant per cell also avoids the
-    phase 'chirp' a per-pixel rotation of high-frequency noise would cause.
+    wood) and what each draws at the walls (fur: partings; wood: nothing). A direction constant
+    per cell also avoids the phase 'chirp' a per-pixel rotation of high-frequency noise would
+    cause. When the streak texture has no visible octave, nothing is computed.
     """
     P = MESO_PERIOD
-    Xs, Ys = X / P, Y / P
-    cx, cy = _nearest_site(Xs, Ys, seed)
+    if noise.band_weight(0.5 / P, pixel) == 0.0:  # hairs' and fibres' first octave (f_lo / TEXTURE_LEAD)
+        return 0.0, None
+    cx, cy, edge = noise.voronoi(X / P, Y / P, seed)
     sx = (cx.double() + noise.uniform(cx, cy, seed).double()) * P
     sy = (cy.double() + noise.uniform(cx, cy, seed + 7).double()) * P
-    angle = angle_of(sx, sy, noise.uniform(cx, cy, seed + 1).double())
-    edge = noise.cell_edge_distance(Xs, Ys, seed).double() * P
-    seams = 1.0 - 0.2 * noise.line_coverage(edge, 0.015 * P, pixel)
-    return angle, seams
-
-
-def _nearest_site(Xs: torch.Tensor, Ys: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Integer id (ix, iy) of the nearest jittered-grid site (the Voronoi cell a point is in)."""
-    fx, fy = torch.floor(Xs), torch.floor(Ys)
-    ix, iy = fx.to(torch.int64), fy.to(torch.int64)
-    tx, ty = (Xs - fx).float(), (Ys - fy).float()
-    best = torch.full(tx.shape, 9.0, device=Xs.device)
-    bx, by = ix.clone(), iy.clone()
-    for dx in (-1, 0, 1):
-        for dy in (-1, 0, 1):
-            px = dx + noise.uniform(ix + dx, iy + dy, seed)
-            py = dy + noise.uniform(ix + dx, iy + dy, seed + 7)
-            d = (tx - px) ** 2 + (ty - py) ** 2
-            closer = d < best
-            best = torch.where(closer, d, best)
-            bx = torch.where(closer, ix + dx, bx)
-            by = torch.where(closer, iy + dy, by)
-    return bx, by
+    return angle_of(sx, sy, noise.uniform(cx, cy, seed + 1).double()), edge.double() * P
