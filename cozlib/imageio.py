@@ -6,12 +6,15 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import BadImageError
+
+if TYPE_CHECKING:
+    import torch
 
 #: The smallest side an input may have: one 4x zoom step must leave at least one pixel.
 MIN_SIDE = 4

@@ -1,7 +1,6 @@
 """The chain: states, prompts, the AR-2 inputs of the extractor, seeds, the cache, bad settings."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 from PIL import Image

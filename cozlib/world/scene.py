@@ -13,7 +13,7 @@ ground-truth words of a view derive from those (``words``).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -146,13 +146,15 @@ class Scene:
         out = []
         if o.kind == "cat":
             # fur locks: Voronoi cells of size P, one hair direction per lock, faint partings
-            def fur():  # locks: one random direction each, parted by lines of pale skin
+            def fur():  # locks: one random direction each, parted by thin lines of (textured) skin
                 angle, edge = _streak_cells(X, Y, o.seed + 11, pixel, lambda sx, sy, c: c * math.pi)
                 col = paint(m["fur"], X, Y, o.seed, pixel, o.tint, angle, lo())
                 if edge is None:
                     return col
-                parting = noise.line_coverage(edge, 0.025 * P, pixel).unsqueeze(1)
-                skin = torch.tensor((0.86, 0.62, 0.58), dtype=torch.float32, device=X.device).view(1, 3, 1, 1)
+                parting = noise.line_coverage(edge, 0.012 * P, pixel).unsqueeze(1)
+                if float(parting.max()) == 0.0:
+                    return col
+                skin = paint(MICRO["creases"], X, Y, o.seed + 13, pixel, (1.0, 0.95, 0.9))
                 return col * (1 - parting) + skin * parting
             out.append(("fur", None, fur))
             for k, ((eu, ev), r, word) in enumerate((((-0.45, -0.27), 0.04, "eye"), ((-0.31, -0.27), 0.04, "eye"),
