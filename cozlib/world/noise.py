@@ -57,6 +57,13 @@ class Lattice:
             return uniform(self.ix + dx, self.iy + dy, self.seed)
         return self.table[self.index + (dy * self.nx + dx)]
 
+    def many(self, offsets: list[tuple[int, int]]) -> torch.Tensor:
+        """Values at several neighbour offsets at once, stacked on a first axis (one gather)."""
+        if self.table is None:
+            return torch.stack([uniform(self.ix + dx, self.iy + dy, self.seed) for dx, dy in offsets])
+        rows = torch.stack([torch.roll(self.table, -(dy * self.nx + dx)) for dx, dy in offsets])
+        return rows[:, self.index]
+
 
 def band_weight(freq: float, pixel: float) -> float:
     """1 for octaves of 3.3 px per cycle or more, fading to 0 at 1.7 px (value noise is smooth within
@@ -89,7 +96,7 @@ def value_noise(x: torch.Tensor, y: torch.Tensor, seed: int) -> torch.Tensor:
     tx, ty = (x - fx).to(torch.float32), (y - fy).to(torch.float32)
     tx = tx * tx * (3 - 2 * tx)
     ty = ty * ty * (3 - 2 * ty)
-    a, b, c, d = lat(0, 0), lat(1, 0), lat(0, 1), lat(1, 1)
+    a, b, c, d = lat.many([(0, 0), (1, 0), (0, 1), (1, 1)])
     top = a + (b - a) * tx
     bottom = c + (d - c) * tx
     return (top + (bottom - top) * ty) * 2 - 1
@@ -123,19 +130,20 @@ def voronoi(x: torch.Tensor, y: torch.Tensor, seed: int) -> tuple[torch.Tensor, 
     """
     fx, fy = torch.floor(x), torch.floor(y)
     ix, iy = fx.to(torch.int64), fy.to(torch.int64)
-    jx, jy = Lattice(ix, iy, seed), Lattice(ix, iy, seed + 7)
+    offsets = [(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
+    jx = Lattice(ix, iy, seed).many(offsets)
+    jy = Lattice(ix, iy, seed + 7).many(offsets)
     tx, ty = (x - fx).to(torch.float32), (y - fy).to(torch.float32)
     d1 = torch.full(tx.shape, 9.0, device=x.device)
     d2 = torch.full(tx.shape, 9.0, device=x.device)
     bx, by = ix.clone(), iy.clone()
-    for dx in (-1, 0, 1):
-        for dy in (-1, 0, 1):
-            d = torch.sqrt((tx - (dx + jx(dx, dy))) ** 2 + (ty - (dy + jy(dx, dy))) ** 2)
-            closer = d < d1
-            d2 = torch.where(closer, d1, torch.minimum(d2, d))
-            d1 = torch.where(closer, d, d1)
-            bx = torch.where(closer, ix + dx, bx)
-            by = torch.where(closer, iy + dy, by)
+    for k, (dx, dy) in enumerate(offsets):
+        d = torch.sqrt((tx - (dx + jx[k])) ** 2 + (ty - (dy + jy[k])) ** 2)
+        closer = d < d1
+        d2 = torch.where(closer, d1, torch.minimum(d2, d))
+        d1 = torch.where(closer, d, d1)
+        bx = torch.where(closer, ix + dx, bx)
+        by = torch.where(closer, iy + dy, by)
     return bx, by, (d2 - d1) * 0.5
 
 

@@ -251,41 +251,72 @@ class Scene:
 
     # -- public ---------------------------------------------------------------------------------
 
+    def _pixel_box(self, o: Obj, windows: list[Window], size: int) -> tuple[int, int, int, int]:
+        """Rows and columns (r0, r1, c0, c1) of the views an object can touch (union over the batch)."""
+        reach = 0.75 * o.size
+        r0, r1, c0, c1 = size, 0, size, 0
+        for l, t, r, b in windows:
+            pw, ph = (r - l) / size, (b - t) / size
+            c0 = min(c0, max(0, math.floor((o.cx - reach - l) / pw)))
+            c1 = max(c1, min(size, math.ceil((o.cx + reach - l) / pw)))
+            r0 = min(r0, max(0, math.floor((o.cy - reach - t) / ph)))
+            r1 = max(r1, min(size, math.ceil((o.cy + reach - t) / ph)))
+        return r0, r1, c0, c1
+
     def evaluate(self, windows: list[Window], size: int, want_rgb: bool = True, device: str = "cpu"):
         """RGB [B, 3, size, size] (or None) and weights {(object index or -1, part): [B, size, size]}.
 
         Weights of every pixel sum to 1 (painter's order: ground, then objects, parts on top).
-        All windows must have the same width (one pixel size per batch).
+        All windows must have the same width (one pixel size per batch). Each object is evaluated
+        only on the rows and columns it can reach.
         """
         X, Y, pixel = _grid(windows, size, device)
-        layers = [(-1, self._ground(X, Y, pixel), None)]
+        full = (0, size, 0, size)
+        layers = [(-1, self._ground(X, Y, pixel), None, full)]
         for i, o in enumerate(self.objects):
-            if any(self._visible(o, w) for w in windows):
-                u, v = self._local(o, X, Y)
-                sdf = _body_sdf(o.kind, u, v) * o.size
-                alpha = noise.rough_coverage(sdf, X, Y, o.seed + 99, 4 / o.size, pixel, 0.08)
-                if float(alpha.max()) > 0:
-                    layers.append((i, self._parts(o, X, Y, pixel), alpha))
+            if not any(self._visible(o, w) for w in windows):
+                continue
+            box = self._pixel_box(o, windows, size)
+            if box[0] >= box[1] or box[2] >= box[3]:
+                continue
+            Xc = X[:, box[0]:box[1], box[2]:box[3]].contiguous()
+            Yc = Y[:, box[0]:box[1], box[2]:box[3]].contiguous()
+            u, v = self._local(o, Xc, Yc)
+            sdf = _body_sdf(o.kind, u, v) * o.size
+            alpha = noise.rough_coverage(sdf, Xc, Yc, o.seed + 99, 4 / o.size, pixel, 0.08)
+            if float(alpha.max()) > 0:
+                layers.append((i, self._parts(o, Xc, Yc, pixel), alpha, box))
+
+        def embed(t: torch.Tensor, box) -> torch.Tensor:
+            if box == full:
+                return t
+            out = torch.zeros(X.shape, dtype=torch.float32, device=X.device)
+            out[:, box[0]:box[1], box[2]:box[3]] = t
+            return out
+
         # weights first (cheap), then paint only the parts with any weight left in the view
         weights: dict[tuple[int, str], torch.Tensor] = {}
-        for idx, parts, alpha in layers:
-            a = torch.ones_like(X, dtype=torch.float32) if alpha is None else alpha
+        for idx, parts, alpha, box in layers:
+            a = torch.ones(X.shape, dtype=torch.float32, device=X.device) if alpha is None else embed(alpha, box)
             for key in weights:
                 weights[key] = weights[key] * (1 - a)
             layer_w: list[tuple[str, torch.Tensor]] = []
             for word, cov, _ in parts:
-                c = torch.ones_like(a) if cov is None else cov.float()
+                c = torch.ones(X.shape, dtype=torch.float32, device=X.device) if cov is None else embed(cov.float(), box)
                 layer_w = [(wd, w * (1 - c)) for wd, w in layer_w] + [(word, c)]
             for word, w in layer_w:
                 weights[(idx, word)] = weights.get((idx, word), 0) + w * a
         if not want_rgb:
             return None, weights
         rgb = torch.zeros((len(windows), 3, size, size), dtype=torch.float32, device=X.device)
-        for idx, parts, _ in layers:
+        for idx, parts, _, box in layers:
             for word, _, paint in parts:
                 w = weights.get((idx, word))
-                if w is not None and float(w.max()) > 1e-4:
-                    rgb = rgb + paint() * w.unsqueeze(1)
+                if w is None:
+                    continue
+                w = w[:, box[0]:box[1], box[2]:box[3]]
+                if float(w.max()) > 1e-4:
+                    rgb[:, :, box[0]:box[1], box[2]:box[3]] += paint() * w.unsqueeze(1)
         return rgb.clamp(0, 1), weights
 
     def render(self, windows: list[Window], size: int, device: str = "cpu") -> torch.Tensor:
