@@ -272,7 +272,7 @@ class Scene:
         """
         X, Y, pixel = _grid(windows, size, device)
         full = (0, size, 0, size)
-        layers = [(-1, self._ground(X, Y, pixel), None, full)]
+        objects = []
         for i, o in enumerate(self.objects):
             if not any(self._visible(o, w) for w in windows):
                 continue
@@ -285,7 +285,16 @@ class Scene:
             sdf = _body_sdf(o.kind, u, v) * o.size
             alpha = noise.rough_coverage(sdf, Xc, Yc, o.seed + 99, 4 / o.size, pixel, 0.08)
             if float(alpha.max()) > 0:
-                layers.append((i, self._parts(o, Xc, Yc, pixel), alpha, box))
+                objects.append((i, o, Xc, Yc, alpha, box))
+        # an object covering the whole view hides everything painted before it: skip that
+        first = 0
+        for k, (_, _, _, _, alpha, box) in enumerate(objects):
+            if box == full and float(alpha.min()) >= 1.0:
+                first = k + 1
+        layers = [] if first else [(-1, self._ground(X, Y, pixel), None, full)]
+        start = max(first - 1, 0)
+        for i, o, Xc, Yc, alpha, box in objects[start:]:
+            layers.append((i, self._parts(o, Xc, Yc, pixel), None if (first and i == objects[start][0]) else alpha, box))
 
         def embed(t: torch.Tensor, box) -> torch.Tensor:
             if box == full:
