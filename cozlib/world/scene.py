@@ -128,7 +128,7 @@ class Scene:
             rgb = rgb * shade.unsqueeze(1)
         return rgb
 
-    def _parts(self, o: Obj, X, Y, pixel: float):
+    def _parts(self, o: Obj, X, Y, pixel: float, lo):
         """[(part word, coverage [B,H,W] or None for the base part, paint())] in paint order.
 
         ``paint`` is called only when the part is visible in the view (textures are the costly bit).
@@ -137,12 +137,7 @@ class Scene:
         P = MESO_PERIOD
         m = {p.word: MICRO[p.micro] for p in OBJECTS[o.kind]}
         paint = self._paint
-        memo: list[torch.Tensor] = []
 
-        def lo() -> torch.Tensor:  # the object's slow brightness variation, shared by its parts
-            if not memo:
-                memo.append(1.0 + 0.08 * noise.fbm(X, Y, o.seed + 5, 8.0, pixel, gain=0.5, max_octaves=4))
-            return memo[0]
         out = []
         if o.kind == "cat":
             # fur locks: Voronoi cells of size P, one hair direction per lock, faint partings
@@ -232,9 +227,8 @@ class Scene:
                         lambda: paint(m["fin"], X, Y, o.seed + 1, pixel, o.tint, o.angle)))
         return out
 
-    def _ground(self, X, Y, pixel: float):
+    def _ground(self, X, Y, pixel: float, lo):
         s = self.ground_seed
-        lo = lambda: 1.0 + 0.1 * noise.fbm(X, Y, s + 5, 4.0, pixel, gain=0.5, max_octaves=4)  # noqa: E731
         out = [("soil", None, lambda: self._paint(MICRO["crumbs"], X, Y, s, pixel, (1, 1, 1), 0.0, lo()))]
         g = 1 / 24
         gx, gy = torch.floor(X / g), torch.floor(Y / g)
@@ -291,10 +285,20 @@ class Scene:
         for k, (_, _, _, _, alpha, box) in enumerate(objects):
             if box == full and float(alpha.min()) >= 1.0:
                 first = k + 1
-        layers = [] if first else [(-1, self._ground(X, Y, pixel), None, full)]
+        memo: list[torch.Tensor] = []
+
+        def shade(box):  # slow brightness variation (one field per scene, computed once, on demand)
+            def crop() -> torch.Tensor:
+                if not memo:
+                    memo.append(1.0 + 0.09 * noise.fbm(X, Y, self.ground_seed + 5, 6.0, pixel, gain=0.5, max_octaves=4))
+                return memo[0][:, box[0]:box[1], box[2]:box[3]]
+            return crop
+
+        layers = [] if first else [(-1, self._ground(X, Y, pixel, shade(full)), None, full)]
         start = max(first - 1, 0)
         for i, o, Xc, Yc, alpha, box in objects[start:]:
-            layers.append((i, self._parts(o, Xc, Yc, pixel), None if (first and i == objects[start][0]) else alpha, box))
+            layers.append((i, self._parts(o, Xc, Yc, pixel, shade(box)),
+                           None if (first and i == objects[start][0]) else alpha, box))
 
         def embed(t: torch.Tensor, box) -> torch.Tensor:
             if box == full:
