@@ -99,8 +99,8 @@ def provision_calibration() -> Path:
     target = calibration_dir()
     if (target / "calibration_summary.csv").is_file():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
+    from .imageio import temp_dir
+    tmp = temp_dir(target.parent, ".tmp-")
     try:
         with tarfile.open(fetch_sdist("pyiqa")) as tar:
             for m in tar.getmembers():

@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -150,11 +149,12 @@ class ChainCache:
             save_json(scores, self._dir(key) / "scores.json")
 
     def store(self, result: ChainResult) -> None:
+        from .imageio import temp_dir
         self.root.mkdir(parents=True, exist_ok=True)
         final = self._dir(result.key)
         if final.exists():
             return
-        tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=".tmp-"))
+        tmp = temp_dir(self.root, ".tmp-")
         try:
             for k, im in enumerate(result.states):
                 im.save(tmp / f"scale{k}.png")

@@ -9,7 +9,6 @@ import argparse
 import csv
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from .errors import CozError
@@ -78,7 +77,7 @@ def _cmd_zoom(args) -> int:
     from .data import resolve_input
     from .errors import ConfigError
     from .figures import chain_strip
-    from .imageio import save_json
+    from .imageio import save_json, temp_dir
     from .prompts import make_prompt_extractor
 
     config = ChainConfig(rec_type=args.rec_type, upscale=args.upscale, steps=args.steps,
@@ -107,7 +106,7 @@ def _cmd_zoom(args) -> int:
 
         result = run_chain(item.image, config, backbone, extractor, cache=cache, source=item.source,
                            progress=progress)
-        tmp = Path(tempfile.mkdtemp(dir=out, prefix=f".tmp-{stem}-"))
+        tmp = temp_dir(out, f".tmp-{stem}-")
         try:
             for k, im in enumerate(result.states):
                 im.save(tmp / f"scale{k}.png")

@@ -45,6 +45,29 @@ def methods_by_label(labels: Iterable[str], catalogue: Sequence[Method] = PHOTO_
     return [index[l] for l in labels]
 
 
+class _MemoBackbone:
+    """Remembers SR outputs by input pixels, prompt, size and seed: direct SR's first step and the
+    chain's first step are the same computation, done once."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.name, self.scale, self.uses_prompt = inner.name, inner.scale, inner.uses_prompt
+        self._memo: dict[tuple, Image.Image] = {}
+
+    def identity(self) -> str:
+        return self.inner.identity()
+
+    def upsample(self, lr, prompts, size, *, seed=0):
+        import hashlib
+        keys = [(hashlib.sha256(im.tobytes()).hexdigest(), im.size, p, size, seed) for im, p in zip(lr, prompts)]
+        todo = [i for i, k in enumerate(keys) if k not in self._memo]
+        if todo:
+            outs = self.inner.upsample([lr[i] for i in todo], [prompts[i] for i in todo], size, seed=seed)
+            for i, out in zip(todo, outs):
+                self._memo[keys[i]] = out
+        return [self._memo[k].copy() for k in keys]
+
+
 def run_methods(images: Mapping[str, Image.Image], methods: Sequence[Method], config: ChainConfig,
                 cache: ChainCache | None, device: str = "auto", progress: bool = True,
                 sources: Mapping[str, dict] | None = None) -> dict[tuple[str, str], ChainResult]:
@@ -62,7 +85,7 @@ def run_methods(images: Mapping[str, Image.Image], methods: Sequence[Method], co
         backbone = None
         if cfg.uses_backbone:
             if m.backbone not in backbones:
-                backbones[m.backbone] = make_backbone(m.backbone, device=device)
+                backbones[m.backbone] = _MemoBackbone(make_backbone(m.backbone, device=device))
             backbone = backbones[m.backbone]
         if m.prompt not in extractors:
             extractors[m.prompt] = make_prompt_extractor(m.prompt, device=device)

@@ -37,6 +37,10 @@ def test_zoom_writes_states_prompts_and_strip(tmp_path, photo_file):
     assert json.loads((d / "prompts.json").read_text()) == ["red brick", "red brick"]
     assert Image.open(d / "scale2.png").size == (32, 32)
     assert "zoom" in r.stderr  # the progress bar
+    umask = os.umask(0)
+    os.umask(umask)
+    assert d.stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's 0700
+    assert (d / "prompts.json").stat().st_mode & 0o777 == 0o666 & ~umask
     again = cozlib("zoom", photo_file, "--out", out, "--rec-type", "recursive", "--steps", 2,
                    "--process-size", 32, "--seed", 3, "--device", "cpu", "--prompt", "fixed:red brick")
     assert again.returncode == 0

@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ConfigError
+from ..imageio import temp_dir
 
 SPLITS: dict[str, tuple[int, int]] = {"train": (0, 1_000_000), "val": (1_000_000, 1_010_000),
                                       "test": (1_010_000, 1_020_000)}
@@ -80,7 +80,7 @@ def write_dataset(out: str | os.PathLike, split: str, n: int, zooms: list[float]
     specs = sample_specs(split, n, list(zooms), rng)
     final = Path(out) / split
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".tmp-{split}-"))
+    tmp = temp_dir(final.parent, f".tmp-{split}-")
     try:
         with open(tmp / "index.jsonl", "w") as index:
             for i, spec in enumerate(specs):
