@@ -158,12 +158,22 @@ def cell_walls(x: torch.Tensor, y: torch.Tensor, seed: int) -> torch.Tensor:
 
 
 def cellular(x: torch.Tensor, y: torch.Tensor, seed: int, f_lo: float, pixel: float,
-             gain: float = 0.8) -> torch.Tensor:
-    """Cells within cells: band-limited octaves of ``cell_walls`` (centred on 0)."""
+             gain: float = 1.0) -> torch.Tensor:
+    """Cells within cells: band-limited octaves of ``cell_walls`` (centred on 0), equal amplitude.
+
+    An octave whose cells are much larger than the view and whose walls are all farther from the
+    view's centre than its half-diagonal contributes a constant: it is not evaluated per pixel.
+    """
     out = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
+    span = max(float(x.max() - x.min()), float(y.max() - y.min()))
+    centre = ((x.max() + x.min()) / 2).reshape(1), ((y.max() + y.min()) / 2).reshape(1)
     amp = 1.0
     for f, w, j in octaves(f_lo, pixel):
-        out = out + (amp * w) * (cell_walls(x * f, y * f, seed * 131 + j) - 0.25)
+        s = seed * 131 + j
+        if span * f < 0.5 and float(cell_edge_distance(centre[0] * f, centre[1] * f, s)) > 0.71 * span * f + 1 / 12:
+            out = out - (amp * w) * 0.25  # no wall of this octave reaches the view
+        else:
+            out = out + (amp * w) * (cell_walls(x * f, y * f, s) - 0.25)
         amp *= gain
     return out
 
