@@ -89,11 +89,11 @@ class InputItem:
 def resolve_input(spec: str, convert: bool = False, process_size: int = 512) -> list[InputItem]:
     """CLI inputs -> items: a file, a folder of images, ``photo:NAME`` or ``world:SEED`` (ZoomWorld's
     base view, rendered at ``process_size``)."""
-    from .world import parse_world_input, render_view
+    from .world import parse_world_input, render_view, world_source
     seed = parse_world_input(spec)
     if seed is not None:
         return [InputItem(f"world-{seed}", None, render_view(seed, (0.5, 0.5), 1.0, process_size),
-                          {"world_seed": seed})]
+                          world_source(seed))]
     if spec.startswith("photo:"):
         name = spec.split(":", 1)[1]
         return [InputItem(name, photo_path(name), photo(name), {"input": spec})]

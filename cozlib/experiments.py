@@ -238,7 +238,7 @@ def world_inputs(seeds: Sequence[int], size: int) -> tuple[dict[str, Image.Image
     """Base views of ZoomWorld scenes as chain inputs, named ``world-SEED``, with their sources."""
     from . import world
     images = {f"world-{s}": world.render_view(s, (0.5, 0.5), 1.0, size) for s in seeds}
-    return images, {f"world-{s}": {"world_seed": s} for s in seeds}
+    return images, {f"world-{s}": world.world_source(s) for s in seeds}
 
 
 def truth_states(result: ChainResult) -> list[Image.Image]:

@@ -12,7 +12,7 @@ from functools import lru_cache
 from PIL import Image
 
 from ..errors import ConfigError
-from .scene import Scene, Window
+from .scene import RENDER_VERSION, Scene, Window
 from .vocab import AMBIGUITY_ZOOM, AMBIGUOUS_PAIRS, MESO_PERIOD, MICRO, OBJECTS, levels, vocabulary
 
 #: Words whose area in a view is below this fraction are not listed.
@@ -107,7 +107,12 @@ def parse_world_input(spec: str) -> int | None:
     return seed
 
 
-__all__ = ["AMBIGUITY_ZOOM", "AMBIGUOUS_PAIRS", "MESO_PERIOD", "Scene", "format_words", "levels", "parse_world_input",
+def world_source(seed: int) -> dict:
+    """What a chain run on scene ``seed``'s base view must know (and its cache key must contain)."""
+    return {"world_seed": seed, "render_version": RENDER_VERSION}
+
+
+__all__ = ["AMBIGUITY_ZOOM", "AMBIGUOUS_PAIRS", "MESO_PERIOD", "RENDER_VERSION", "Scene", "world_source", "format_words", "levels", "parse_world_input",
            "render_view", "render_window", "scene", "view_window", "view_words", "vocabulary", "window_words"]
 
 

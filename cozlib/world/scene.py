@@ -22,6 +22,9 @@ from . import noise
 from .vocab import MESO_PERIOD, MICRO, OBJECTS, Micro
 
 Window = tuple[float, float, float, float]
+#: Bump when renders change for the same seed and window: it is part of every ZoomWorld input's
+#: source, so cached chains, truth scores and oracle prompts from an older renderer are not reused.
+RENDER_VERSION = 4
 #: A micro-texture's octaves start this many times below its word's frequency ``f_lo``: coarser
 #: octaves of the same texture fill the scales between a part and its micro-structure.
 TEXTURE_LEAD = 16.0
