@@ -24,7 +24,7 @@ def adain_color_fix(target: torch.Tensor, source: torch.Tensor, eps: float = 1e-
     return ((target - mu_t) / sd_t * sd_s + mu_s).clamp(0, 1)
 
 
-def _wavelet_blur(x: torch.Tensor, radius: int) -> torch.Tensor:
+def atrous_blur(x: torch.Tensor, radius: int) -> torch.Tensor:
     """A-trous 3x3 binomial blur with dilation ``radius`` and replicate padding."""
     k1 = torch.tensor([0.25, 0.5, 0.25], dtype=x.dtype, device=x.device)
     kernel = (k1[:, None] * k1[None, :]).expand(x.shape[1], 1, 3, 3)
@@ -37,7 +37,7 @@ def wavelet_decompose(x: torch.Tensor, levels: int = 5) -> tuple[torch.Tensor, t
     high = torch.zeros_like(x)
     low = x
     for i in range(levels):
-        blurred = _wavelet_blur(low, 2 ** i)
+        blurred = atrous_blur(low, 2 ** i)
         high = high + (low - blurred)
         low = blurred
     return high, low

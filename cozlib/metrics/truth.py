@@ -19,12 +19,12 @@ from PIL import Image
 _LUMA = (0.299, 0.587, 0.114)
 
 
-def _atrous_bands(gray: torch.Tensor, levels: int) -> list[torch.Tensor]:
+def atrous_bands(gray: torch.Tensor, levels: int) -> list[torch.Tensor]:
     """Band-pass images of an a-trous (dilated binomial) pyramid, finest first."""
-    from ..colorfix import _wavelet_blur
+    from ..colorfix import atrous_blur
     bands, low = [], gray
     for i in range(levels):
-        blurred = _wavelet_blur(low, 2 ** i)
+        blurred = atrous_blur(low, 2 ** i)
         bands.append(low - blurred)
         low = blurred
     return bands
@@ -39,7 +39,7 @@ def texture_stats(img: Image.Image | torch.Tensor, levels: int = 5, patches: int
     gray = (x * torch.tensor(_LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
     feats = []
     kx = torch.tensor([[-0.5, 0.0, 0.5]]).view(1, 1, 1, 3)
-    for band in _atrous_bands(gray, levels):
+    for band in atrous_bands(gray, levels):
         gx = F.conv2d(F.pad(band, (1, 1, 0, 0), mode="replicate"), kx)
         gy = F.conv2d(F.pad(band, (0, 0, 1, 1), mode="replicate"), kx.transpose(2, 3))
         d1, d2 = (gx + gy) / math.sqrt(2), (gx - gy) / math.sqrt(2)

@@ -7,12 +7,7 @@ from PIL import Image
 def band_energy(img: Image.Image, bands: int = 3) -> float:
     """Mean squared value of the ``bands`` finest a-trous bands (periods of about 2 to 8 px) of the luma."""
     from ..imageio import pil_to_tensor
-    from ..metrics.truth import _atrous_bands
+    from ..metrics.truth import atrous_bands
     g = pil_to_tensor(img).mean(1, keepdim=True)
-    return float(sum((b ** 2).mean() for b in _atrous_bands(g, bands)))
+    return float(sum((b ** 2).mean() for b in atrous_bands(g, bands)))
 
-
-def energy_by_zoom(seed: int, center: tuple[float, float], zooms: list[float], size: int = 128) -> dict[float, float]:
-    """band_energy of the views at each zoom around one center."""
-    from . import render_view
-    return {z: band_energy(render_view(seed, center, z, size)) for z in zooms}
