@@ -129,12 +129,12 @@ def _cmd_zoom(args) -> int:
 def _write_world_truth(seed: int, result, folder: Path) -> None:
     """truth/scale{k}.png (the exact window of each state) and truth/words.json ({word: fraction} per k)."""
     from . import world
+    from .experiments import truth_states
     from .imageio import save_json
     folder.mkdir(parents=True, exist_ok=True)
-    size = result.config.process_size
-    for k, window in enumerate(result.windows):
-        world.render_window(seed, window, size).save(folder / f"scale{k}.png")
-    save_json([world.window_words(seed, w, size) for w in result.windows], folder / "words.json")
+    for k, im in enumerate(truth_states(result)):
+        im.save(folder / f"scale{k}.png")
+    save_json([world.window_words(seed, w, result.config.process_size) for w in result.windows], folder / "words.json")
 
 
 def _image_files(root: Path) -> list[Path]:

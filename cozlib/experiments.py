@@ -95,26 +95,35 @@ def run_methods(images: Mapping[str, Image.Image], methods: Sequence[Method], co
     return results
 
 
+def _score_rows(results: Mapping[tuple[str, str], ChainResult], cache: ChainCache | None,
+                keys: Mapping[str, str], compute, desc: str, progress: bool) -> list[dict]:
+    """Rows {image, method, k, magnification, metric, value} for every state k >= 1.
+
+    ``keys`` maps each row's metric name to the key its per-state values are stored under beside
+    the chain (``ChainCache.load_scores``); ``compute(result, key)`` gives the values of a missing one.
+    """
+    from tqdm.auto import tqdm
+    rows = []
+    for (name, label), res in tqdm(list(results.items()), desc=desc, disable=not progress):
+        stored = cache.load_scores(res.key) if cache is not None else {}
+        missing = [key for key in keys.values() if key not in stored]
+        for key in missing:
+            stored[key] = compute(res, key)
+        if missing and cache is not None:
+            cache.store_scores(res.key, stored)
+        for metric, key in keys.items():
+            rows += [{"image": name, "method": label, "k": k, "magnification": res.magnifications[k],
+                      "metric": metric, "value": stored[key][k]} for k in range(1, len(res.states))]
+    return rows
+
+
 def score_chains(results: Mapping[tuple[str, str], ChainResult], metrics: Sequence[str],
                  cache: ChainCache | None, device: str = "cpu", progress: bool = True) -> list[dict]:
-    """Long-form rows {image, method, k, magnification, metric, value} for every state k >= 1."""
-    from tqdm.auto import tqdm
+    """No-reference scores (pyiqa) of every state k >= 1, cached beside the chain."""
     from .metrics import Scorer
     scorer = Scorer(device)
-    rows = []
-    for (name, label), res in tqdm(list(results.items()), desc="metrics", disable=not progress):
-        stored = cache.load_scores(res.key) if cache is not None else {}
-        changed = False
-        for metric in metrics:
-            if metric not in stored:
-                stored[metric] = scorer.score(metric, res.states)
-                changed = True
-            for k in range(1, len(res.states)):
-                rows.append({"image": name, "method": label, "k": k, "magnification": res.magnifications[k],
-                             "metric": metric, "value": stored[metric][k]})
-        if changed and cache is not None:
-            cache.store_scores(res.key, stored)
-    return rows
+    return _score_rows(results, cache, {m: m for m in metrics},
+                       lambda res, key: scorer.score(key, res.states), "metrics", progress)
 
 
 def table1(rows: Sequence[dict], methods: Sequence[str], metrics: Sequence[str],
@@ -250,27 +259,23 @@ def truth_states(result: ChainResult) -> list[Image.Image]:
 
 def score_truth(results: Mapping[tuple[str, str], ChainResult], cache: ChainCache | None,
                 progress: bool = True) -> list[dict]:
-    """Rows {image, method, k, magnification, metric, value} for PSNR, SSIM (pyiqa) and the texture
-    distance of every state k >= 1 against its ground truth (cached beside the chain)."""
-    from tqdm.auto import tqdm
+    """PSNR, SSIM (pyiqa) and the texture distance of every state k >= 1 against its ground truth
+    (cached beside the chain; the truth of a chain is rendered once)."""
     from .metrics import Scorer
     from .metrics.truth import texture_distance
     scorer = Scorer("cpu")
-    rows = []
-    for (name, label), res in tqdm(list(results.items()), desc="truth", disable=not progress):
-        stored = cache.load_scores(res.key) if cache is not None else {}
-        if not all(f"truth_{m}" in stored for m in ("psnr", "ssim", "texture")):
-            truth = truth_states(res)
-            stored["truth_psnr"] = scorer.score("psnr", res.states, truth)
-            stored["truth_ssim"] = scorer.score("ssim", res.states, truth)
-            stored["truth_texture"] = [texture_distance(a, b) for a, b in zip(res.states, truth)]
-            if cache is not None:
-                cache.store_scores(res.key, stored)
-        for metric in ("psnr", "ssim", "texture"):
-            for k in range(1, len(res.states)):
-                rows.append({"image": name, "method": label, "k": k, "magnification": res.magnifications[k],
-                             "metric": metric, "value": stored[f"truth_{metric}"][k]})
-    return rows
+    truths: dict[str, list[Image.Image]] = {}
+
+    def compute(res: ChainResult, key: str) -> list[float]:
+        if res.key not in truths:
+            truths[res.key] = truth_states(res)
+        truth = truths[res.key]
+        if key == "truth_texture":
+            return [texture_distance(a, b) for a, b in zip(res.states, truth)]
+        return scorer.score(key.removeprefix("truth_"), res.states, truth)
+
+    return _score_rows(results, cache, {m: f"truth_{m}" for m in ("psnr", "ssim", "texture")},
+                       compute, "truth", progress)
 
 
 def views_figure(images: Sequence[Image.Image], titles: Sequence[str], captions: Sequence[str] = (), cols: int | None = None):

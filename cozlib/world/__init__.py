@@ -54,14 +54,13 @@ def render_view(seed: int, center: tuple[float, float], zoom: float, size: int, 
 
 def _characteristic_size(sc: Scene, idx: int, part: str) -> float:
     """How large a part's features are, in base units: a part is 'visible' when they span 2 px."""
-    from .vocab import OBJECTS as _O
     size = 1.0 if idx < 0 else sc.objects[idx].size
     if part == "seeds":
         return 0.7 * MESO_PERIOD
     if part == "pebbles":
         return 0.5 / 24
     kind = sc.kind_of(idx)
-    return next(p.scale for p in _O[kind] if p.word == part) * size
+    return next(p.scale for p in OBJECTS[kind] if p.word == part) * size
 
 
 def window_words(seed: int, window: Window, size: int = 512, grid: int = 64) -> dict[str, float]:
