@@ -150,3 +150,11 @@ def test_dataset_splits_are_disjoint_and_written_whole(tmp_path):
     assert n == 3 and len(rows) == 3 and all(split_of(r["seed"]) == "val" for r in rows)
     assert (tmp_path / "val" / "000002_lr.png").is_file()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp")]
+
+
+def test_a_batch_of_windows_renders_like_each_window_alone():
+    sc = world.scene(3)
+    windows = [world.view_window((0.2 + 0.1 * i, 0.3), 16) for i in range(4)]
+    batch = sc.render(windows, 48)
+    alone = torch.cat([sc.render([w], 48) for w in windows])
+    assert batch.shape == (4, 3, 48, 48) and torch.equal(batch, alone)

@@ -98,11 +98,6 @@ class Scene:
         dx, dy = X - o.cx, Y - o.cy
         return (dx * c + dy * s) / o.size, (-dx * s + dy * c) / o.size
 
-    def _visible(self, o: Obj, window: Window) -> bool:
-        l, t, r, b = window
-        reach = 0.75 * o.size
-        return not (o.cx + reach < l or o.cx - reach > r or o.cy + reach < t or o.cy - reach > b)
-
     @staticmethod
     def _texture(m: Micro, X, Y, seed: int, pixel: float, angle) -> torch.Tensor:
         """The micro-texture's modulation in [-1, 1]."""
@@ -271,10 +266,8 @@ class Scene:
         full = (0, size, 0, size)
         objects = []
         for i, o in enumerate(self.objects):
-            if not any(self._visible(o, w) for w in windows):
-                continue
             box = self._pixel_box(o, windows, size)
-            if box[0] >= box[1] or box[2] >= box[3]:
+            if box[0] >= box[1] or box[2] >= box[3]:  # the object reaches none of the views
                 continue
             Xc = X[:, box[0]:box[1], box[2]:box[3]].contiguous()
             Yc = Y[:, box[0]:box[1], box[2]:box[3]].contiguous()
