@@ -9,6 +9,7 @@ no blur floor however deep one zooms.
 """
 from __future__ import annotations
 
+import math
 
 import torch
 
@@ -38,12 +39,15 @@ class Lattice:
     the finest octaves it hashes per pixel.
     """
 
-    def __init__(self, ix: torch.Tensor, iy: torch.Tensor, seed: int, reach: int = 1) -> None:
+    def __init__(self, ix: torch.Tensor, iy: torch.Tensor, seed: int, reach: int = 1,
+                 bounds: tuple[int, int, int, int] | None = None) -> None:
         self.ix, self.iy, self.seed = ix, iy, seed
         self.table = None
         if ix.device.type == "cpu":
-            x0, x1 = int(ix.min()) - reach, int(ix.max()) + reach
-            y0, y1 = int(iy.min()) - reach, int(iy.max()) + reach
+            if bounds is None:  # (min ix, max ix, min iy, max iy), when the caller knows them
+                bounds = (int(ix.min()), int(ix.max()), int(iy.min()), int(iy.max()))
+            x0, x1 = bounds[0] - reach, bounds[1] + reach
+            y0, y1 = bounds[2] - reach, bounds[3] + reach
             nx, ny = x1 - x0 + 1, y1 - y0 + 1
             if nx * ny * 2 <= ix.numel():
                 gx = torch.arange(x0, x1 + 1, dtype=torch.int64)
@@ -89,17 +93,32 @@ def octaves(f_lo: float, pixel: float) -> list[tuple[float, float, int]]:
         f *= 2.0
 
 
-def value_noise(x: torch.Tensor, y: torch.Tensor, seed: int) -> torch.Tensor:
+def extent(x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, float, float] | None:
+    """(min x, max x, min y, max y) as floats on the CPU (None on other devices: no sync there)."""
+    if x.device.type != "cpu":
+        return None
+    (x0, x1), (y0, y1) = torch.aminmax(x), torch.aminmax(y)
+    return float(x0), float(x1), float(y0), float(y1)
+
+
+def _scaled(ext: tuple[float, float, float, float] | None, fx: float, fy: float):
+    """Lattice bounds of (x * fx, y * fy) from the extent of (x, y); fx, fy > 0. Exact: rounding is
+    monotone, so the extreme of the scaled values is the scaled extreme."""
+    if ext is None:
+        return None
+    return (math.floor(ext[0] * fx), math.floor(ext[1] * fx), math.floor(ext[2] * fy), math.floor(ext[3] * fy))
+
+
+def value_noise(x: torch.Tensor, y: torch.Tensor, seed: int,
+                bounds: tuple[int, int, int, int] | None = None) -> torch.Tensor:
     """Smooth value noise with unit lattice spacing, values in [-1, 1] (float32)."""
     fx, fy = torch.floor(x), torch.floor(y)
-    lat = Lattice(fx.to(torch.int64), fy.to(torch.int64), seed)
+    lat = Lattice(fx.to(torch.int64), fy.to(torch.int64), seed, bounds=bounds)
     tx, ty = (x - fx).to(torch.float32), (y - fy).to(torch.float32)
     tx = tx * tx * (3 - 2 * tx)
     ty = ty * ty * (3 - 2 * ty)
     a, b, c, d = lat.many([(0, 0), (1, 0), (0, 1), (1, 1)])
-    top = a + (b - a) * tx
-    bottom = c + (d - c) * tx
-    return (top + (bottom - top) * ty) * 2 - 1
+    return torch.lerp(torch.lerp(a, b, tx), torch.lerp(c, d, tx), ty) * 2 - 1
 
 
 def fbm(x: torch.Tensor, y: torch.Tensor, seed: int, f_lo: float, pixel: float,
@@ -116,45 +135,51 @@ def fbm(x: torch.Tensor, y: torch.Tensor, seed: int, f_lo: float, pixel: float,
         x, y = x * ca + y * sa, -x * sa + y * ca
     out = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
     amp = 1.0
+    ext = extent(x, y)
     for f, w, j in octaves(f_lo, pixel)[:max_octaves]:
-        n = value_noise(x * (f / stretch), y * f, seed * 131 + j)
+        n = value_noise(x * (f / stretch), y * f, seed * 131 + j, _scaled(ext, f / stretch, f))
         out = out + (amp * w) * ((0.5 - n.abs()) * 2 if ridged else n)
         amp *= gain
     return out
 
 
-def voronoi(x: torch.Tensor, y: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def voronoi(x: torch.Tensor, y: torch.Tensor, seed: int, bounds: tuple[int, int, int, int] | None = None,
+            ids: bool = True) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
     """Jittered-grid Voronoi at unit spacing: (nearest site's ix, iy, distance to the nearest wall).
 
     The wall distance is approximated by (d2 - d1) / 2, d1 and d2 the two nearest site distances.
+    With ``ids=False`` only the distance is computed (the ids are None).
     """
     fx, fy = torch.floor(x), torch.floor(y)
     ix, iy = fx.to(torch.int64), fy.to(torch.int64)
     offsets = [(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
-    jx = Lattice(ix, iy, seed).many(offsets)
-    jy = Lattice(ix, iy, seed + 7).many(offsets)
+    jx = Lattice(ix, iy, seed, bounds=bounds).many(offsets)
+    jy = Lattice(ix, iy, seed + 7, bounds=bounds).many(offsets)
     tx, ty = (x - fx).to(torch.float32), (y - fy).to(torch.float32)
-    d1 = torch.full(tx.shape, 9.0, device=x.device)
-    d2 = torch.full(tx.shape, 9.0, device=x.device)
-    bx, by = ix.clone(), iy.clone()
+    d1 = torch.full(tx.shape, 81.0, device=x.device)  # squared distances until the end
+    d2 = torch.full(tx.shape, 81.0, device=x.device)
+    bx, by = (ix.clone(), iy.clone()) if ids else (None, None)
     for k, (dx, dy) in enumerate(offsets):
-        d = torch.sqrt((tx - (dx + jx[k])) ** 2 + (ty - (dy + jy[k])) ** 2)
+        d = (tx - dx - jx[k]).square_() + (ty - dy - jy[k]).square_()
         closer = d < d1
         d2 = torch.where(closer, d1, torch.minimum(d2, d))
         d1 = torch.where(closer, d, d1)
-        bx = torch.where(closer, ix + dx, bx)
-        by = torch.where(closer, iy + dy, by)
-    return bx, by, (d2 - d1) * 0.5
+        if ids:
+            bx = torch.where(closer, ix + dx, bx)
+            by = torch.where(closer, iy + dy, by)
+    return bx, by, (d2.sqrt_() - d1.sqrt_()) * 0.5
 
 
-def cell_edge_distance(x: torch.Tensor, y: torch.Tensor, seed: int) -> torch.Tensor:
+def cell_edge_distance(x: torch.Tensor, y: torch.Tensor, seed: int,
+                       bounds: tuple[int, int, int, int] | None = None) -> torch.Tensor:
     """Approximate distance (in cell units) to the nearest Voronoi cell wall, unit site spacing."""
-    return voronoi(x, y, seed)[2]
+    return voronoi(x, y, seed, bounds, ids=False)[2]
 
 
-def cell_walls(x: torch.Tensor, y: torch.Tensor, seed: int) -> torch.Tensor:
+def cell_walls(x: torch.Tensor, y: torch.Tensor, seed: int,
+               bounds: tuple[int, int, int, int] | None = None) -> torch.Tensor:
     """Cellular (Voronoi) pattern at unit spacing: 1 on cell walls, falling to 0 inside cells."""
-    return torch.clamp(1.0 - cell_edge_distance(x, y, seed) * 12.0, 0.0, 1.0)
+    return torch.clamp(1.0 - cell_edge_distance(x, y, seed, bounds) * 12.0, 0.0, 1.0)
 
 
 def cellular(x: torch.Tensor, y: torch.Tensor, seed: int, f_lo: float, pixel: float,
@@ -165,15 +190,17 @@ def cellular(x: torch.Tensor, y: torch.Tensor, seed: int, f_lo: float, pixel: fl
     view's centre than its half-diagonal contributes a constant: it is not evaluated per pixel.
     """
     out = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
-    span = max(float(x.max() - x.min()), float(y.max() - y.min()))
-    centre = ((x.max() + x.min()) / 2).reshape(1), ((y.max() + y.min()) / 2).reshape(1)
+    (x0, x1), (y0, y1) = torch.aminmax(x), torch.aminmax(y)
+    ext = (float(x0), float(x1), float(y0), float(y1)) if x.device.type == "cpu" else None
+    span = max(float(x1 - x0), float(y1 - y0))
+    centre = ((x1 + x0) / 2).reshape(1), ((y1 + y0) / 2).reshape(1)
     amp = 1.0
     for f, w, j in octaves(f_lo, pixel):
         s = seed * 131 + j
         if span * f < 0.5 and float(cell_edge_distance(centre[0] * f, centre[1] * f, s)) > 0.71 * span * f + 1 / 12:
             out = out - (amp * w) * 0.25  # no wall of this octave reaches the view
         else:
-            out = out + (amp * w) * (cell_walls(x * f, y * f, s) - 0.25)
+            out = out + (amp * w) * (cell_walls(x * f, y * f, s, _scaled(ext, f, f)) - 0.25)
         amp *= gain
     return out
 
@@ -182,8 +209,9 @@ def fractal_offset(x: torch.Tensor, y: torch.Tensor, seed: int, f_lo: float, pix
                    roughness: float = 0.35) -> torch.Tensor:
     """A displacement with amplitude ~ roughness / frequency per octave: a self-similar rough edge."""
     out = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
+    ext = extent(x, y)
     for f, w, j in octaves(f_lo, pixel):
-        out = out + (w * roughness / f) * value_noise(x * f, y * f, seed * 977 + j)
+        out = out + (w * roughness / f) * value_noise(x * f, y * f, seed * 977 + j, _scaled(ext, f, f))
     return out
 
 
