@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: figures test test-fast lab clean lock env
+.PHONY: figures test test-fast lab clean lock env weights
 
 env: $(STAMP)
 
@@ -26,6 +26,10 @@ $(STAMP): requirements/lock.txt pyproject.toml
 ## Every notebook with params/demo.yaml -> build/notebooks/ (executed copies) and figures/.
 figures: $(STAMP)
 	$(PY) -m cozlib.notebooks --params params/demo.yaml --out build/notebooks
+
+## Retrain the committed demo weights (data/weights/; CUDA when present, else the CPU); resumable.
+weights: $(STAMP)
+	$(PY) -m cozlib train sr
 
 ## Unit tests and a papermill run of every notebook with params/smoke.yaml (one torch thread).
 test: $(STAMP)

@@ -33,6 +33,13 @@ def _build_parser() -> argparse.ArgumentParser:
     z.add_argument("--align-method", default="nofix", choices=("nofix", "adain", "wavelet"))
     z.add_argument("--seed", type=int, default=42)
     z.add_argument("--device", default="auto")
+    z.add_argument("--weights", default=None,
+                   help="weights folder of an OSEDiff backbone (osediff-sd3: the SD3 diffusers folder; "
+                        "osediff-demo: default data/weights/osediff-demo)")
+    z.add_argument("--lora-dir", default=None, help="osediff-sd3: folder holding model_20001.pkl and vae_encoder_20001.pt")
+    z.add_argument("--dtype", default=None, choices=("float32", "bfloat16"), help="OSEDiff backbones' precision")
+    z.add_argument("--drop-t5", action="store_true", help="OSEDiff: leave T5 out (zeros in its place; saves ~9 GB)")
+    z.add_argument("--offload", action="store_true", help="OSEDiff: keep models on the CPU until each runs (small GPUs)")
     z.add_argument("--cache", default=None, help="chain cache folder (default: none for the CLI)")
     z.add_argument("--convert", action="store_true",
                    help="accept grayscale, palette, RGBA and 16-bit inputs by converting them to 8-bit RGB")
@@ -65,6 +72,14 @@ def _build_parser() -> argparse.ArgumentParser:
     wd.add_argument("--upscale", type=int, default=4)
     wd.add_argument("--out", required=True)
 
+    t = sub.add_parser("train", help="train a demo-scale model (writes weights with a manifest)")
+    t.add_argument("what", choices=("sr",), help="sr: the OSEDiff-SD3 demo backbone (VAE, base, one-step SR)")
+    t.add_argument("--out", default=None, help="weights folder (default data/weights/osediff-demo)")
+    t.add_argument("--work", default=None, help="checkpoints and cached data (default build/train/osediff-demo)")
+    t.add_argument("--device", default="auto")
+    t.add_argument("--smoke", action="store_true", help="a few steps of every stage (tests)")
+    t.add_argument("--steps", type=int, default=None, help="override every stage's step count")
+
     sub.add_parser("list", help="backbones, prompt extractors and metrics, and what each missing one needs")
     sub.add_parser("setup", help="provision offline files pyiqa needs (NIQE parameters, calibration set)")
     return p
@@ -90,7 +105,12 @@ def _cmd_zoom(args) -> int:
     if len(set(stems)) != len(stems):
         raise ConfigError(f"two inputs share an output folder name: {sorted({s for s in stems if stems.count(s) > 1})}; "
                           f"rename one or run them separately")
-    backbone = make_backbone(args.backbone, device=args.device) if config.uses_backbone else None
+    options = {k: v for k, v in (("weights", args.weights), ("lora_dir", args.lora_dir), ("dtype", args.dtype))
+               if v is not None}
+    options.update({k: True for k in ("drop_t5", "offload") if getattr(args, k)})
+    if options and not args.backbone.startswith("osediff"):
+        raise ConfigError(f"--weights/--lora-dir/--dtype/--drop-t5/--offload apply to the osediff backbones, not {args.backbone!r}")
+    backbone = make_backbone(args.backbone, device=args.device, **options) if config.uses_backbone else None
     cache = ChainCache(args.cache) if args.cache else None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -221,6 +241,18 @@ def _cmd_world(args) -> int:
     return 0
 
 
+def _cmd_train(args) -> int:
+    from .training.sr import SRTrainConfig, train
+    cfg = SRTrainConfig.smoke() if args.smoke else SRTrainConfig()
+    for key in ("out", "work", "device"):
+        if getattr(args, key):
+            setattr(cfg, key, getattr(args, key))
+    if args.steps:
+        cfg.steps_vae = cfg.steps_base = cfg.steps_sr = args.steps
+    train(cfg)
+    return 0
+
+
 def _cmd_setup(args) -> int:
     from .assets import setup_all
     setup_all()
@@ -233,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     set_threads()
     try:
         return {"zoom": _cmd_zoom, "metrics": _cmd_metrics, "list": _cmd_list, "setup": _cmd_setup,
-                "world": _cmd_world}[args.command](args)
+                "world": _cmd_world, "train": _cmd_train}[args.command](args)
     except CozError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -59,7 +59,7 @@ def register(name: str, summary: str, availability: Callable[[], str | None] = l
 
 def registry() -> dict[str, BackboneInfo]:
     """All registered backbones by name (importing the built-in modules first)."""
-    from . import realesrgan, simple  # noqa: F401  (registration side effect)
+    from . import osediff, realesrgan, simple  # noqa: F401  (registration side effect)
     return dict(_REGISTRY)
 
 

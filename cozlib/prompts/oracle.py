@@ -11,6 +11,16 @@ from ..errors import ConfigError
 from . import PromptContext, register
 
 
+def truth_prompt(truth: dict[str, float], min_fraction: float = 0.05) -> str:
+    """The oracle's text for ground-truth words {word: area}: words covering ``min_fraction`` or
+    more, objects first, then parts, then micro-textures, each by area ('cat, fur, hairs')."""
+    from ..world.vocab import level_of
+    order = {"object": 0, "part": 1, "micro": 2}
+    words = [w for w, f in truth.items() if f >= min_fraction]
+    words.sort(key=lambda w: (order[level_of(w)], -truth[w]))
+    return ", ".join(words)
+
+
 class OraclePrompt:
     name = "oracle"
     multiscale = False
@@ -24,15 +34,10 @@ class OraclePrompt:
 
     def __call__(self, ctx: PromptContext) -> str:
         from ..world import window_words
-        from ..world.vocab import level_of
         seed = ctx.source.get("world_seed")
         if seed is None:
             raise ConfigError("--prompt oracle needs a ZoomWorld input (world:SEED): only there is the truth known")
-        truth = window_words(int(seed), ctx.window, self.size or ctx.zoomed.size[0])
-        order = {"object": 0, "part": 1, "micro": 2}
-        words = [w for w, f in truth.items() if f >= self.min_fraction]
-        words.sort(key=lambda w: (order[level_of(w)], -truth[w]))
-        return ", ".join(words)
+        return truth_prompt(window_words(int(seed), ctx.window, self.size or ctx.zoomed.size[0]), self.min_fraction)
 
 
 @register("oracle", "ZoomWorld's true words of the view (world:SEED inputs only)")

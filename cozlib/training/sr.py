@@ -1,0 +1,456 @@
+"""Training the demo OSEDiff-SD3 backbone (``make weights``): the paper's recipe at a size a CPU can train.
+
+Stages (each resumable, ``loop.Stage``):
+
+1. ``vae``: the tiny 16-channel AutoencoderKL learns to reconstruct 64 px patches (L1 + a small KL);
+   then its ``shift_factor`` / ``scaling_factor`` are set from its latents' mean and spread, as SD3's.
+2. ``base``: the tiny SD3Transformer2DModel learns text-to-image rectified flow on those latents
+   (SD3's objective: x_t = (1 - s) z + s e, target e - z, logit-normal s), prompts = true words,
+   10% dropped: our stand-in for the pretrained SD3.
+3. ``sr-gan`` / ``sr-l2``: OSEDiff's one-step 4x stage. LoRA on the transformer (the AdaLayerNormZero
+   linears as the paper, plus attention/FF/patch layers at this size, see DEMO_LORA) and on the VAE
+   encoder; input the bicubic-upsampled 16 px view, output x = D(z - v(z)) with z = E(x_lr) (PAPER.md
+   section 5). Loss: L2 to the truth, plus (sr-gan) a hinge GAN loss from a prompt-conditioned
+   patch discriminator: our replacement for the paper's VSD and LPIPS (no pretrained VGG or
+   teacher at this size; a GAN is what makes a small one-step model draw texture instead of the
+   blurry mean). ``sr-l2`` is the same stage without the GAN, shown beside it. Prompts: the view's
+   true words, dropped 20% of the time, so a null prompt still works.
+
+Data: ZoomWorld train-split views (zoom 1x to 4096x, 64 px, their 16 px low-res view and true
+words) plus 20% patches of the bundled photos (null prompt), all rendered once and cached.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import platform
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+from .loop import Stage, autocast, cosine_lr
+
+#: Transformer modules given LoRA beyond the AdaLayerNormZero linears in the demo model (regex on
+#: module names, as peft accepts). At 2M parameters a rank-4 LoRA on the modulation alone cannot
+#: turn a weak generator into an SR model; SD3-medium's prior is what lets the paper's do that.
+DEMO_LORA = [r"transformer_blocks\.\d+\.attn\.(to_q|to_k|to_v|to_out\.0|add_q_proj|add_k_proj|add_v_proj|to_add_out)",
+             r"transformer_blocks\.\d+\.ff\.net\.(0\.proj|2)", "pos_embed.proj", "proj_out"]
+
+
+@dataclass
+class SRTrainConfig:
+    out: str = "data/weights/osediff-demo"
+    work: str = "build/train/osediff-demo"
+    size: int = 64
+    upscale: int = 4
+    pairs: int = 6000
+    photo_share: float = 0.2
+    batch: int = 16
+    batch_sr: int = 8
+    vae_crop: int = 32          # the VAE is fully convolutional: it trains on crops, 4x cheaper
+    steps_vae: int = 1000
+    steps_base: int = 1200
+    steps_sr: int = 1000
+    lr_vae: float = 1e-3
+    lr_base: float = 5e-4
+    lr_sr: float = 5e-4
+    lr_disc: float = 2e-4
+    gan_weight: float = 0.03
+    kl_weight: float = 1e-6
+    prompt_dropout_base: float = 0.1
+    prompt_dropout_sr: float = 0.2
+    lora_rank: int = 16
+    vae_lora_rank: int = 4
+    variants: list = field(default_factory=lambda: ["gan", "l2"])
+    seed: int = 0
+    device: str = "auto"
+    val_pairs: int = 64
+
+    @classmethod
+    def smoke(cls, **kw) -> "SRTrainConfig":
+        """A few steps of everything (the test suite's run)."""
+        base = dict(pairs=48, batch=4, batch_sr=2, steps_vae=6, steps_base=6, steps_sr=6, val_pairs=4)
+        base.update(kw)
+        return cls(**base)
+
+
+# -- data ---------------------------------------------------------------------------------------
+
+def _zoomworld_pairs(n: int, size: int, upscale: int, split: str, seed: int):
+    from ..geometry import resize
+    from ..prompts.oracle import truth_prompt
+    from ..world import render_window, view_window, window_words
+    from ..world.datasets import sample_specs
+    rng = np.random.default_rng([seed, 11])
+    zooms = [4 ** (k / 2) for k in range(13)]  # 1x .. 4096x
+    hr, lr, prompts = [], [], []
+    for spec in sample_specs(split, n, zooms, rng):
+        w = view_window(spec.center, spec.zoom)
+        h = render_window(spec.seed, w, size)
+        low = render_window(spec.seed, w, size // upscale)
+        hr.append(np.asarray(h))
+        lr.append(np.asarray(resize(low, size, "bicubic")))
+        prompts.append(truth_prompt(window_words(spec.seed, w, size)))
+    return hr, lr, prompts
+
+
+def _photo_pairs(n: int, size: int, upscale: int, seed: int):
+    from PIL import Image
+    from ..data import photo, photo_names
+    from ..geometry import resize
+    rng = np.random.default_rng([seed, 12])
+    photos = [photo(p) for p in photo_names()]
+    hr, lr = [], []
+    for _ in range(n):
+        im = photos[int(rng.integers(len(photos)))]
+        scale = float(rng.uniform(1.0, 4.0))  # patches at several scales of the photo
+        w, h = im.size
+        side = min(int(size * scale), w, h)
+        x0, y0 = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
+        patch = im.crop((x0, y0, x0 + side, y0 + side)).resize((size, size), Image.LANCZOS)
+        hr.append(np.asarray(patch))
+        lr.append(np.asarray(resize(resize(patch, size // upscale, "bicubic"), size, "bicubic")))
+    return hr, lr, [""] * n
+
+
+def make_pairs(cfg: SRTrainConfig, split: str = "train", n: int | None = None, photos: bool = True) -> dict:
+    """{'hr', 'lr' uint8 [N, 3, S, S] (lr = bicubic-upsampled low-res view), 'prompt': [str]}."""
+    import torch
+    n = n or cfg.pairs
+    n_photo = int(round(n * cfg.photo_share)) if photos else 0
+    hr, lr, pr = _zoomworld_pairs(n - n_photo, cfg.size, cfg.upscale, split, cfg.seed)
+    if n_photo:
+        h2, l2, p2 = _photo_pairs(n_photo, cfg.size, cfg.upscale, cfg.seed)
+        hr, lr, pr = hr + h2, lr + l2, pr + p2
+    to_t = lambda a: torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).contiguous()  # noqa: E731
+    return {"hr": to_t(hr), "lr": to_t(lr), "prompt": pr}
+
+
+def cached_pairs(cfg: SRTrainConfig, split: str, n: int, photos: bool, log=print) -> dict:
+    import torch
+    path = Path(cfg.work) / f"pairs-{split}-{n}-{cfg.size}-{cfg.upscale}-{cfg.photo_share if photos else 0}-{cfg.seed}.pt"
+    if path.is_file():
+        return torch.load(path, weights_only=False)
+    t = time.perf_counter()
+    data = make_pairs(cfg, split, n, photos)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(data, tmp)
+    os.replace(tmp, path)
+    log(f"[data] {split}: {n} pairs rendered in {time.perf_counter() - t:.0f} s")
+    return data
+
+
+def batch_of(data: dict, step: int, batch: int, seed: int, device: str, dropout: float = 0.0):
+    """A seeded batch: (hr, lr) in [-1, 1] on ``device``, prompts (some dropped to '')."""
+    import torch
+    g = np.random.default_rng([seed, step])
+    idx = g.integers(0, len(data["prompt"]), batch)
+    it = torch.from_numpy(idx)
+    hr = data["hr"][it].to(device).float() / 127.5 - 1
+    lr = data["lr"][it].to(device).float() / 127.5 - 1
+    if g.random() < 0.5:  # flips keep every texture's statistics: free augmentation
+        hr, lr = hr.flip(-1), lr.flip(-1)
+    prompts = ["" if g.random() < dropout else data["prompt"][i] for i in idx]
+    return hr, lr, prompts
+
+
+# -- the discriminator ---------------------------------------------------------------------------
+
+def make_discriminator(pooled_dim: int, width: int = 64):
+    """A patch discriminator conditioned on the prompt's pooled embedding (projection discriminator)."""
+    import torch
+    from torch import nn
+    from torch.nn.utils import spectral_norm as sn
+
+    class PatchD(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Sequential(
+                sn(nn.Conv2d(3, width, 4, 2, 1)), nn.LeakyReLU(0.2),
+                sn(nn.Conv2d(width, 2 * width, 4, 2, 1)), nn.LeakyReLU(0.2),
+                sn(nn.Conv2d(2 * width, 2 * width, 3, 1, 1)), nn.LeakyReLU(0.2))
+            self.out = sn(nn.Conv2d(2 * width, 1, 3, 1, 1))
+            self.embed = nn.Linear(pooled_dim, 2 * width)
+
+        def forward(self, x, pooled):
+            h = self.body(x)
+            proj = (h * self.embed(pooled)[:, :, None, None]).sum(1, keepdim=True)
+            return self.out(h) + proj / math.sqrt(h.shape[1])
+
+    return PatchD()
+
+
+# -- stages --------------------------------------------------------------------------------------
+
+def _encode_prompts(pipe, prompts, device, max_len: int):
+    import torch
+    with torch.no_grad():
+        pe, _, pooled, _ = pipe.encode_prompt(prompt=prompts, prompt_2=None, prompt_3=None, device=device,
+                                              do_classifier_free_guidance=False, max_sequence_length=max_len)
+    return pe, pooled
+
+
+def train_vae(pipe, data, cfg: SRTrainConfig, device: str, log=print) -> Stage:
+    import torch
+    vae = pipe.vae.to(device).train()
+    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.lr_vae, weight_decay=0.0)
+    stage = Stage("vae", cfg.steps_vae, Path(cfg.work) / "ckpt", {"vae": vae, "opt": opt})
+
+    def step(i: int) -> dict:
+        hr, _, _ = batch_of(data, i, cfg.batch, cfg.seed + 1, device)
+        c = cfg.vae_crop
+        if c < hr.shape[-1]:
+            o = np.random.default_rng([cfg.seed, i, 5]).integers(0, hr.shape[-1] - c + 1, 2)
+            hr = hr[:, :, o[0]:o[0] + c, o[1]:o[1] + c]
+        for g in opt.param_groups:
+            g["lr"] = cosine_lr(i, cfg.steps_vae, cfg.lr_vae)
+        with autocast(device):
+            dist = vae.encode(hr).latent_dist
+            rec = vae.decode(dist.sample()).sample
+            l1 = (rec.float() - hr).abs().mean()
+            kl = dist.kl().mean() / hr[0].numel()
+        loss = l1 + cfg.kl_weight * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"l1": l1.item(), "kl": kl.item()}
+
+    stage.run(step, log)
+    vae.eval()
+    if "shift" not in stage.extra:  # SD3-style latent normalisation from the trained VAE's latents
+        with torch.no_grad():
+            zs = torch.cat([vae.encode(data["hr"][i:i + 64].to(device).float() / 127.5 - 1).latent_dist.mode()
+                            for i in range(0, min(len(data["prompt"]), 512), 64)])
+        stage.extra.update(shift=float(zs.mean()), scale=float(1.0 / zs.std()))
+        stage._save(cfg.steps_vae)
+    vae.register_to_config(shift_factor=stage.extra["shift"], scaling_factor=stage.extra["scale"])
+    return stage
+
+
+def train_base(pipe, data, cfg: SRTrainConfig, device: str, log=print) -> Stage:
+    """SD3's rectified-flow objective on the VAE's latents (the base model the SR stage starts from)."""
+    import torch
+    tr, vae = pipe.transformer.to(device).train(), pipe.vae.to(device).eval()
+    sf, sh = vae.config.scaling_factor, vae.config.shift_factor
+    opt = torch.optim.AdamW(tr.parameters(), lr=cfg.lr_base, weight_decay=0.01)
+    stage = Stage("base", cfg.steps_base, Path(cfg.work) / "ckpt", {"transformer": tr, "opt": opt})
+    max_len = pipe.tokenizer.model_max_length
+
+    def step(i: int) -> dict:
+        hr, _, prompts = batch_of(data, i, cfg.batch, cfg.seed + 2, device, cfg.prompt_dropout_base)
+        for g in opt.param_groups:
+            g["lr"] = cosine_lr(i, cfg.steps_base, cfg.lr_base)
+        gen = torch.Generator(device="cpu").manual_seed(cfg.seed * 1_000_003 + i)
+        with torch.no_grad():
+            z = (vae.encode(hr).latent_dist.mode() - sh) * sf
+            pe, pooled = _encode_prompts(pipe, prompts, device, max_len)
+        s = torch.sigmoid(torch.randn(z.shape[0], generator=gen)).to(device)  # logit-normal sigmas
+        e = torch.randn(z.shape, generator=gen).to(device)
+        x_t = (1 - s[:, None, None, None]) * z + s[:, None, None, None] * e
+        with autocast(device):
+            v = tr(hidden_states=x_t, timestep=s * 1000, encoder_hidden_states=pe, pooled_projections=pooled,
+                   return_dict=False)[0]
+            loss = ((v.float() - (e - z)) ** 2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(tr.parameters(), 1.0)
+        opt.step()
+        return {"flow": loss.item()}
+
+    stage.run(step, log)
+    tr.eval()
+    return stage
+
+
+def sr_model(pipe, cfg: SRTrainConfig, device: str):
+    """The one-step SR model to train: copies of the base transformer and VAE with fresh LoRA."""
+    from ..backbones.osediff import OSEDiffOptions, OSEDiffSD3, add_transformer_lora, add_vae_encoder_lora, adaln_linear_names
+    p = copy.copy(pipe)
+    p.transformer, p.vae = copy.deepcopy(pipe.transformer).to(device), copy.deepcopy(pipe.vae).to(device)
+    p.transformer.requires_grad_(False)
+    p.vae.requires_grad_(False)
+    extra = [n for n, _ in p.transformer.named_modules() if _matches(n, DEMO_LORA)]
+    names = add_transformer_lora(p.transformer, cfg.lora_rank, adaln_linear_names(p.transformer) + extra)
+    add_vae_encoder_lora(p.vae, cfg.vae_lora_rank)
+    opts = OSEDiffOptions(lora_rank=cfg.lora_rank, vae_lora_rank=cfg.vae_lora_rank, extra_lora_targets=extra,
+                          max_sequence_length=pipe.tokenizer.model_max_length,
+                          latent_tile=cfg.size // 4, latent_tile_overlap=cfg.size // 16)
+    return OSEDiffSD3(p, opts, "osediff-demo-training", "training", device), names
+
+
+def _matches(name: str, patterns) -> bool:
+    import re
+    return any(re.fullmatch(p, name) for p in patterns)
+
+
+def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=print):
+    """OSEDiff's one-step 4x stage with LoRA; ``variant`` 'gan' (L2 + GAN) or 'l2'."""
+    import torch
+    import torch.nn.functional as F
+    if variant not in ("gan", "l2"):
+        raise ConfigError(f"unknown SR training variant {variant!r}; choose gan or l2")
+    model, names = sr_model(pipe, cfg, device)
+    params = [p for p in list(model.transformer.parameters()) + list(model.vae.parameters()) if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr_sr, weight_decay=0.0)
+    mods = {"transformer": model.transformer, "vae": model.vae, "opt": opt}
+    disc = None
+    if variant == "gan":
+        disc = make_discriminator(pipe.transformer.config.pooled_projection_dim).to(device)
+        dopt = torch.optim.Adam(disc.parameters(), lr=cfg.lr_disc, betas=(0.5, 0.999))
+        mods.update(disc=disc, dopt=dopt)
+    stage = Stage(f"sr-{variant}", cfg.steps_sr, Path(cfg.work) / "ckpt", mods)
+    max_len = pipe.tokenizer.model_max_length
+
+    def step(i: int) -> dict:
+        hr, lr, prompts = batch_of(data, i, cfg.batch_sr, cfg.seed + 3, device, cfg.prompt_dropout_sr)
+        for g in opt.param_groups:
+            g["lr"] = cosine_lr(i, cfg.steps_sr, cfg.lr_sr)
+        pe, pooled = _encode_prompts(pipe, prompts, device, max_len)
+        with autocast(device):
+            out = model.one_step(lr, pe, pooled).float()
+            l2 = F.mse_loss(out, hr)
+            loss, row = l2, {"l2": l2.item()}
+            if disc is not None:
+                g_adv = -disc(out, pooled).float().mean()
+                loss = loss + cfg.gan_weight * g_adv
+                row["g"] = g_adv.item()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        if disc is not None:  # hinge loss; the real image is paired with its own prompt
+            with autocast(device):
+                d_real = disc(hr, pooled).float()
+                d_fake = disc(out.detach(), pooled).float()
+                d_loss = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+            dopt.zero_grad(set_to_none=True)
+            d_loss.backward()
+            dopt.step()
+            row["d"] = d_loss.item()
+        return row
+
+    stage.run(step, log)
+    model.transformer.eval()
+    model.vae.eval()
+    return model, names, stage
+
+
+# -- evaluation and export -----------------------------------------------------------------------
+
+def evaluate(model, data, device: str, batch: int = 16) -> dict:
+    """PSNR (dB) and texture distance against the truth on held-out pairs, for the model, bicubic,
+    and the model given a null prompt."""
+    import torch
+    from ..imageio import tensor_to_pil
+    from ..metrics.truth import texture_distance
+    rows = {"model": [], "null": [], "bicubic": []}
+    n = len(data["prompt"])
+    with torch.no_grad():
+        for i in range(0, n, batch):
+            hr = data["hr"][i:i + batch].float() / 255
+            lr = data["lr"][i:i + batch].float() / 255
+            outs = {"model": model(lr, data["prompt"][i:i + batch]),
+                    "null": model(lr, [""] * len(hr)), "bicubic": lr}
+            for k, y in outs.items():
+                for a, b in zip(y, hr):
+                    mse = float(((a - b) ** 2).mean())
+                    rows[k].append((10 * math.log10(1 / max(mse, 1e-10)),
+                                    texture_distance(tensor_to_pil(a), tensor_to_pil(b), levels=4, patches=2)))
+    return {k: {"psnr": float(np.mean([r[0] for r in v])), "texture": float(np.mean([r[1] for r in v]))}
+            for k, v in rows.items()}
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except Exception:
+        return "unknown"
+
+
+def export(pipe, models: dict, cfg: SRTrainConfig, stages: list[Stage], metrics: dict, device: str,
+           wall_s: float, out: Path) -> Path:
+    """Write the diffusers folder (base transformer + VAE, fp16), each variant's two LoRA files in the
+    official formats, ``cozlib.json`` (backbone options) and ``manifest.json``; atomically."""
+    import shutil
+    from ..backbones.osediff import OPTIONS_FILE, save_official_lora, save_vae_encoder
+    from ..imageio import temp_dir
+    from .tiny import TINY, save_pipeline
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_dir(out.parent, f".tmp-{out.name}-")
+    try:
+        save_pipeline(pipe, tmp)
+        opts = None
+        for variant, (model, names) in models.items():
+            suffix = "" if variant == "gan" else f"_{variant}"
+            save_official_lora(model.transformer, tmp / f"sr_lora{suffix}.pkl", names)
+            save_vae_encoder(model.vae, tmp / f"vae_encoder_lora{suffix}.pt")
+            opts = model.options
+        (tmp / OPTIONS_FILE).write_text(json.dumps({"options": asdict(opts)}, indent=1) + "\n")
+        manifest = {
+            "model": "OSEDiff on a tiny Stable Diffusion 3 (diffusers classes, TINY sizes)",
+            "code_commit": _git_commit(), "config": asdict(cfg), "tiny": TINY,
+            "data": {"zoomworld": f"train split scenes, zoom 1x-4096x, {cfg.size} px, {cfg.pairs} pairs "
+                                  f"({cfg.photo_share:.0%} bundled-photo patches)",
+                     "validation": f"{cfg.val_pairs} ZoomWorld val-split pairs"},
+            "device": device, "host": platform.node(), "torch": __import__("torch").__version__,
+            "wall_s": round(wall_s, 1),
+            "stages": [{"name": s.name, "steps": s.steps, "wall_s": round(s.wall_s, 1),
+                        "final": s.history[-1] if s.history else None} for s in stages],
+            "metrics_val": metrics,
+            "files": {p.name: {"bytes": p.stat().st_size} for p in sorted(tmp.rglob("*")) if p.is_file()},
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+        (tmp / "history.json").write_text(json.dumps({s.name: s.history for s in stages}) + "\n")
+        for p in tmp.rglob("*"):
+            os.chmod(p, 0o755 if p.is_dir() else 0o644)
+        if out.exists():
+            shutil.rmtree(out)
+        os.rename(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def train(cfg: SRTrainConfig, log=print) -> Path:
+    """Every stage, then the export. Resumes from ``cfg.work``'s checkpoints."""
+    import torch
+    from ..runtime import resolve_device, seed_everything
+    from .tiny import build_pipeline
+    import diffusers
+    import transformers
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
+    device = resolve_device(cfg.device)
+    t0 = time.perf_counter()
+    seed_everything(cfg.seed)
+    pipe = build_pipeline(cfg.seed)
+    for enc in (pipe.text_encoder, pipe.text_encoder_2, pipe.text_encoder_3):
+        enc.to(device).eval().requires_grad_(False)
+    data = cached_pairs(cfg, "train", cfg.pairs, True, log)
+    val = cached_pairs(cfg, "val", cfg.val_pairs, False, log)
+    stages = [train_vae(pipe, data, cfg, device, log), train_base(pipe, data, cfg, device, log)]
+    models, metrics = {}, {}
+    for variant in cfg.variants:
+        model, names, st = train_sr(pipe, data, cfg, device, variant, log)
+        stages.append(st)
+        models[variant] = (model, names)
+        metrics[variant] = evaluate(model, val, device)
+        log(f"[eval] {variant}: {json.dumps(metrics[variant])}")
+    pipe.transformer.to("cpu")
+    pipe.vae.to("cpu")
+    for enc in (pipe.text_encoder, pipe.text_encoder_2, pipe.text_encoder_3):
+        enc.to("cpu")
+    for model, _ in models.values():
+        model.transformer.to("cpu")
+        model.vae.to("cpu")
+    out = export(pipe, models, cfg, stages, metrics, device, time.perf_counter() - t0, Path(cfg.out))
+    log(f"[done] {out} in {(time.perf_counter() - t0) / 60:.1f} min")
+    return out

@@ -1,0 +1,84 @@
+"""Tiny configurations of SD3's classes (diffusers + transformers), built from configs: no download.
+
+The classes are the paper model's (SD3Transformer2DModel, the 16-channel AutoencoderKL, CLIP-L/G
+with projection, T5 encoder, FlowMatchEulerDiscreteScheduler); only the sizes differ. The tokenizers
+are trained here on ZoomWorld's vocabulary plus every printable ASCII character (so any text
+tokenizes). The text encoders stay at their seeded random initialisation and frozen, as SD3's are
+frozen: no pretrained text model exists at this size, and the transformer learns to read the
+(prompt-dependent) features a random encoder gives.
+"""
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+#: Sizes of the demo model. The VAE downsamples 4x (three blocks): a 64 px patch is a 16x16 latent,
+#: 8x8 transformer tokens of patch 2. No attention in the VAE (a 512 px image would need 16k tokens).
+TINY = {
+    "vae": dict(in_channels=3, out_channels=3, down_block_types=["DownEncoderBlock2D"] * 3,
+                up_block_types=["UpDecoderBlock2D"] * 3, block_out_channels=[16, 32, 64], layers_per_block=1,
+                latent_channels=16, norm_num_groups=8, sample_size=64, use_quant_conv=False,
+                use_post_quant_conv=False, mid_block_add_attention=False, scaling_factor=1.0, shift_factor=0.0),
+    "transformer": dict(sample_size=16, patch_size=2, in_channels=16, out_channels=16, num_layers=4,
+                        attention_head_dim=32, num_attention_heads=4, joint_attention_dim=64,
+                        caption_projection_dim=128, pooled_projection_dim=64, pos_embed_max_size=16),
+    "clip": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                 max_position_embeddings=32, projection_dim=32),
+    "t5": dict(d_model=64, d_ff=128, d_kv=32, num_layers=2, num_heads=2, relative_attention_num_buckets=8),
+    "scheduler": dict(num_train_timesteps=1000, shift=3.0),
+    "clip_max_length": 32,   # tokens; the T5 length is the same (OSEDiffOptions.max_sequence_length)
+    "vocab_size": 512,
+}
+
+
+def tokenizer_corpus() -> list[str]:
+    """ZoomWorld's words in prompt-like lines, and every printable character."""
+    from ..world.vocab import vocabulary
+    words = vocabulary()
+    lines = [", ".join(words[i:] + words[:i]) for i in range(len(words))]
+    lines += [f"a photo of {w}" for w in words] + [string.printable] * 4
+    return lines
+
+
+def build_tokenizers(vocab_size: int, clip_max_length: int):
+    """(CLIP tokenizer, CLIP-G tokenizer, T5 tokenizer), trained on ``tokenizer_corpus``."""
+    from transformers import CLIPTokenizer, T5Tokenizer
+    corpus = tokenizer_corpus()
+    clip = CLIPTokenizer().train_new_from_iterator(corpus, vocab_size=vocab_size)
+    clip.model_max_length = clip_max_length
+    t5 = T5Tokenizer(extra_ids=0).train_new_from_iterator(corpus, vocab_size=vocab_size)
+    return clip, clip, t5
+
+
+def build_pipeline(seed: int = 0):
+    """A StableDiffusion3Pipeline of the TINY sizes, seeded random weights."""
+    import torch
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection, T5Config, T5EncoderModel
+    tok1, tok2, tok3 = build_tokenizers(TINY["vocab_size"], TINY["clip_max_length"])
+    torch.manual_seed(seed)
+    encoders = []
+    for tok in (tok1, tok2):
+        cfg = CLIPTextConfig(vocab_size=len(tok), bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                             pad_token_id=tok.pad_token_id, **TINY["clip"])
+        encoders.append(CLIPTextModelWithProjection(cfg))
+    t5 = T5EncoderModel(T5Config(vocab_size=len(tok3), pad_token_id=tok3.pad_token_id,
+                                 eos_token_id=tok3.eos_token_id, **TINY["t5"]))
+    return StableDiffusion3Pipeline(
+        transformer=SD3Transformer2DModel(**TINY["transformer"]), vae=AutoencoderKL(**TINY["vae"]),
+        scheduler=FlowMatchEulerDiscreteScheduler(**TINY["scheduler"]),
+        text_encoder=encoders[0], tokenizer=tok1, text_encoder_2=encoders[1], tokenizer_2=tok2,
+        text_encoder_3=t5, tokenizer_3=tok3)
+
+
+def save_pipeline(pipe, folder: str | Path, half: bool = True) -> None:
+    """Save in the diffusers folder layout (fp16 weights when ``half``: half the repository size;
+    loading in float32 upcasts them)."""
+    import copy
+    import torch
+    p = copy.deepcopy(pipe)
+    if half:
+        for part in (p.transformer, p.vae, p.text_encoder, p.text_encoder_2, p.text_encoder_3):
+            if part is not None:
+                part.to(torch.float16)
+    p.save_pretrained(folder, safe_serialization=True)
