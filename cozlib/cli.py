@@ -40,6 +40,10 @@ def _build_parser() -> argparse.ArgumentParser:
     z.add_argument("--dtype", default=None, choices=("float32", "bfloat16"), help="OSEDiff backbones' precision")
     z.add_argument("--drop-t5", action="store_true", help="OSEDiff: leave T5 out (zeros in its place; saves ~9 GB)")
     z.add_argument("--offload", action="store_true", help="OSEDiff: keep models on the CPU until each runs (small GPUs)")
+    z.add_argument("--full-image", action="store_true",
+                   help="full-image CoZ: each step super-resolves the whole image in overlapping tiles "
+                        "(Gaussian blending, a prompt per tile); states grow by --upscale each step")
+    z.add_argument("--tile-overlap", type=int, default=None, help="--full-image: tile overlap in px (default tile/4)")
     z.add_argument("--cache", default=None, help="chain cache folder (default: none for the CLI)")
     z.add_argument("--convert", action="store_true",
                    help="accept grayscale, palette, RGBA and 16-bit inputs by converting them to 8-bit RGB")
@@ -88,7 +92,7 @@ def _build_parser() -> argparse.ArgumentParser:
 def _cmd_zoom(args) -> int:
     from tqdm import tqdm
     from .backbones import make_backbone
-    from .chain import ChainCache, ChainConfig, run_chain
+    from .chain import ChainCache, ChainConfig, run_chain, run_full_image
     from .data import resolve_input
     from .errors import ConfigError
     from .figures import chain_strip
@@ -124,6 +128,10 @@ def _cmd_zoom(args) -> int:
             bar.update(i - done[0])
             done[0] = i
 
+        if args.full_image:
+            _write_full_image(run_full_image(item.image, config, backbone, extractor, overlap=args.tile_overlap,
+                                             source=item.source, progress=progress), out, stem)
+            continue
         result = run_chain(item.image, config, backbone, extractor, cache=cache, source=item.source,
                            progress=progress)
         tmp = temp_dir(out, f".tmp-{stem}-")
@@ -144,6 +152,22 @@ def _cmd_zoom(args) -> int:
     bar.close()
     print(f"wrote {len(inputs)} chain(s) to {out}")
     return 0
+
+
+def _write_full_image(result, out: Path, stem: str) -> None:
+    """OUT/STEM/scale{k}.png (growing sizes) and tiles.json (each step's tiles with their prompts)."""
+    from .imageio import save_json, temp_dir
+    tmp = temp_dir(out, f".tmp-{stem}-")
+    try:
+        for k, im in enumerate(result.states):
+            im.save(tmp / f"scale{k}.png")
+        save_json(result.tiles, tmp / "tiles.json")
+        final = out / stem
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _write_world_truth(seed: int, result, folder: Path) -> None:

@@ -36,7 +36,23 @@ PHOTO_METHODS: tuple[Method, ...] = (
 )
 
 
-def methods_by_label(labels: Iterable[str], catalogue: Sequence[Method] = PHOTO_METHODS) -> list[Method]:
+def world_methods(backbone: str = "osediff-demo", l2_backbone: str | None = "osediff-demo-l2") -> tuple[Method, ...]:
+    """Table 1 on ZoomWorld with a prompt-conditioned OSEDiff: the paper's rows (null prompt; the
+    oracle stands where the VLM will), a deliberately wrong prompt, and the L2-only variant."""
+    rows = [Method("Nearest", "nearest"), Method("Bicubic", "bicubic"),
+            Method("Direct SR (OSEDiff)", "onestep", backbone),
+            Method("CoZ null (OSEDiff)", "recursive", backbone),
+            Method("CoZ oracle (OSEDiff)", "recursive", backbone, "oracle"),
+            Method("CoZ wrong (OSEDiff)", "recursive", backbone, "wrong")]
+    if l2_backbone:
+        rows.append(Method("CoZ oracle (OSEDiff L2)", "recursive", l2_backbone, "oracle"))
+    return tuple(rows)
+
+
+WORLD_METHODS = world_methods()
+
+
+def methods_by_label(labels: Iterable[str], catalogue: Sequence[Method] = PHOTO_METHODS + WORLD_METHODS) -> list[Method]:
     from .errors import ConfigError
     index = {m.label: m for m in catalogue}
     missing = [l for l in labels if l not in index]

@@ -113,3 +113,14 @@ def test_list_names_everything_and_what_is_missing(tmp_path):
     for name in ("realesrgan", "nearest", "bicubic", "null", "fixed:TEXT", "niqe", "piqe", "musiq", "clipiqa"):
         assert name in r.stdout
     assert "MISSING" in r.stdout and "niqe_modelparameters.mat" in r.stdout  # TORCH_HOME moved: niqe too
+
+
+def test_zoom_full_image_writes_growing_states_and_tile_prompts(tmp_path, photo_file):
+    import json
+    r = cozlib("zoom", photo_file, "--out", tmp_path / "out", "--backbone", "bicubic", "--full-image",
+               "--steps", "1", "--process-size", "48", "--prompt", "fixed:sand")
+    assert r.returncode == 0, r.stderr
+    d = tmp_path / "out" / "scene"
+    assert Image.open(d / "scale1.png").size == (192, 192)
+    tiles = json.loads((d / "tiles.json").read_text())
+    assert len(tiles) == 1 and all(t["prompt"] == "sand" for t in tiles[0])

@@ -245,6 +245,7 @@ class OSEDiffSD3:
         pipe.scheduler.set_timesteps(1)
         self.timestep = pipe.scheduler.timesteps[0]           # 1000
         self.sigma = float(pipe.scheduler.sigmas[0])            # 1.0
+        self.lora_targets: list[str] = []                       # transformer LoRA modules, official file order
 
     def identity(self) -> str:
         return self._identity
@@ -412,7 +413,9 @@ def load_osediff(folder: str | os.PathLike, lora: str | os.PathLike | None, vae_
                 enc.to(tdev)
         run_device = device
     ident = f"{name}:{_folder_hash(folder, extra)}:{dtype}:t5={not drop_t5}:{options.posterior}"
-    return OSEDiffSD3(pipe, options, name, ident, run_device, None if offload else (text_device or device))
+    model = OSEDiffSD3(pipe, options, name, ident, run_device, None if offload else (text_device or device))
+    model.lora_targets = names
+    return model
 
 
 def demo_folder() -> Path:
@@ -466,6 +469,12 @@ def _osediff_demo(device: str = "auto", weights: str | None = None, variant: str
     return load_osediff(folder, lora, venc, name=f"osediff-demo-{variant}", device=device, **options)
 
 
+@register("osediff-demo-l2", "the demo OSEDiff's L2-only variant (same stages, no GAN loss): blurrier",
+          availability=_demo_availability)
+def _osediff_demo_l2(device: str = "auto", weights: str | None = None, **options) -> OSEDiffSD3:
+    return _osediff_demo(device=device, weights=weights, variant="l2", **options)
+
+
 @register("osediff-sd3", "OSEDiff on SD3-medium with the official Chain-of-Zoom LoRA (paper scale, GPU)",
           availability=_paper_availability)
 def _osediff_sd3(device: str = "auto", weights: str | None = None, lora_dir: str | None = None, **options) -> OSEDiffSD3:
@@ -473,3 +482,46 @@ def _osediff_sd3(device: str = "auto", weights: str | None = None, lora_dir: str
     ldir = Path(lora_dir or os.environ.get("COZ_OSEDIFF_LORA", "ckpt"))
     return load_osediff(folder, _find(ldir, PAPER_LORA_FILES[0]), _find(ldir, PAPER_LORA_FILES[1]),
                         name="osediff-sd3", device=device, **options)
+
+
+# -- looking inside (notebook 06) ----------------------------------------------------------------
+
+def lora_report(model: OSEDiffSD3) -> list[dict]:
+    """Per LoRA-wrapped module kind: how many modules, LoRA parameters, and the mean relative size of
+    the weight change ||scale * B @ A|| / ||W|| (what the LoRA does to the base model)."""
+    import re
+    import torch
+    groups: dict[str, dict] = {}
+    for part_name, part in (("transformer", model.transformer), ("vae", model.vae)):
+        for name, mod in part.named_modules():
+            if not (hasattr(mod, "lora_A") and hasattr(mod, "base_layer")) or not len(mod.lora_A):
+                continue
+            adapter = next(iter(mod.lora_A.keys()))
+            a, b = mod.lora_A[adapter].weight, mod.lora_B[adapter].weight
+            w = mod.base_layer.weight
+            delta = (b.flatten(1) @ a.flatten(1)) * mod.scaling[adapter]
+            rel = float(delta.norm() / (w.flatten(1).norm() + 1e-12))
+            kind = re.sub(r"\.\d+", "", name)
+            kind = re.sub(r"^(transformer_blocks|encoder\.down_blocks|encoder\.mid_block)\.", "", kind)
+            g = groups.setdefault(f"{part_name}: {kind}", {"modules": 0, "lora_params": 0, "rel": []})
+            g["modules"] += 1
+            g["lora_params"] += a.numel() + b.numel()
+            g["rel"].append(rel)
+    return [{"where": k, "modules": v["modules"], "lora_params": v["lora_params"],
+             "mean_rel_change": sum(v["rel"]) / len(v["rel"])} for k, v in groups.items()]
+
+
+class lora_disabled:
+    """Context manager: the model without its LoRA (the base transformer and VAE encoder)."""
+
+    def __init__(self, model: OSEDiffSD3) -> None:
+        self.model = model
+
+    def __enter__(self):
+        self.model.transformer.disable_adapters()
+        self.model.vae.disable_adapters()
+        return self.model
+
+    def __exit__(self, *exc) -> None:
+        self.model.transformer.enable_adapters()
+        self.model.vae.enable_adapters()

@@ -43,3 +43,35 @@ class OraclePrompt:
 @register("oracle", "ZoomWorld's true words of the view (world:SEED inputs only)")
 def _oracle(arg: str | None = None, device: str = "auto") -> OraclePrompt:
     return OraclePrompt()
+
+
+def wrong_word(word: str) -> str:
+    """A fixed wrong word of the same level: half the level's list away (never the word itself)."""
+    from ..world.vocab import level_of, levels
+    words = levels()[level_of(word)]
+    return words[(words.index(word) + len(words) // 2) % len(words)]
+
+
+class WrongPrompt(OraclePrompt):
+    """The oracle's words, each swapped for another word of its level (``wrong_word``): a prompt as
+    confident and as long as the truth, but about something else. For measuring what a wrong prompt
+    costs (the hallucinating VLM of the paper's Figure 8)."""
+
+    name = "wrong"
+
+    def identity(self) -> str:
+        return f"wrong:{self.min_fraction}:{self.size}"
+
+    def __call__(self, ctx: PromptContext) -> str:
+        truth = super().__call__(ctx)
+        words = [w for w in truth.split(", ") if w]
+        out = []
+        for w in words:
+            x = wrong_word(w)
+            out += [x] if x not in out else []
+        return ", ".join(out)
+
+
+@register("wrong", "ZoomWorld's true words, each swapped for a wrong one of the same level (world:SEED only)")
+def _wrong(arg: str | None = None, device: str = "auto") -> WrongPrompt:
+    return WrongPrompt()

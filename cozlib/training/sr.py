@@ -54,7 +54,7 @@ class SRTrainConfig:
     batch: int = 16
     batch_sr: int = 8
     vae_crop: int = 32          # the VAE is fully convolutional: it trains on crops, 4x cheaper
-    steps_vae: int = 1000
+    steps_vae: int = 3500
     steps_base: int = 1200
     steps_sr: int = 1000
     lr_vae: float = 1e-3
@@ -224,13 +224,10 @@ def train_vae(pipe, data, cfg: SRTrainConfig, device: str, log=print) -> Stage:
 
     stage.run(step, log)
     vae.eval()
-    if "shift" not in stage.extra:  # SD3-style latent normalisation from the trained VAE's latents
-        with torch.no_grad():
-            zs = torch.cat([vae.encode(data["hr"][i:i + 64].to(device).float() / 127.5 - 1).latent_dist.mode()
-                            for i in range(0, min(len(data["prompt"]), 512), 64)])
-        stage.extra.update(shift=float(zs.mean()), scale=float(1.0 / zs.std()))
-        stage._save(cfg.steps_vae)
-    vae.register_to_config(shift_factor=stage.extra["shift"], scaling_factor=stage.extra["scale"])
+    with torch.no_grad():  # SD3-style latent normalisation from the trained VAE's latents (deterministic)
+        zs = torch.cat([vae.encode(data["hr"][i:i + 64].to(device).float() / 127.5 - 1).latent_dist.mode()
+                        for i in range(0, min(len(data["prompt"]), 512), 64)])
+    vae.register_to_config(shift_factor=float(zs.mean()), scaling_factor=float(1.0 / zs.std()))
     return stage
 
 
@@ -282,7 +279,9 @@ def sr_model(pipe, cfg: SRTrainConfig, device: str):
     opts = OSEDiffOptions(lora_rank=cfg.lora_rank, vae_lora_rank=cfg.vae_lora_rank, extra_lora_targets=extra,
                           max_sequence_length=pipe.tokenizer.model_max_length,
                           latent_tile=cfg.size // 4, latent_tile_overlap=cfg.size // 16)
-    return OSEDiffSD3(p, opts, "osediff-demo-training", "training", device), names
+    model = OSEDiffSD3(p, opts, "osediff-demo-training", "training", device)
+    model.lora_targets = names
+    return model, names
 
 
 def _matches(name: str, patterns) -> bool:
@@ -454,3 +453,22 @@ def train(cfg: SRTrainConfig, log=print) -> Path:
     out = export(pipe, models, cfg, stages, metrics, device, time.perf_counter() - t0, Path(cfg.out))
     log(f"[done] {out} in {(time.perf_counter() - t0) / 60:.1f} min")
     return out
+
+
+def curves_figure(folder: str | os.PathLike):
+    """The training curves of a weights folder (``history.json``): one panel per stage."""
+    import matplotlib.pyplot as plt
+    hist = json.loads((Path(folder) / "history.json").read_text())
+    stages = [s for s, rows in hist.items() if rows]
+    fig, axes = plt.subplots(1, len(stages), figsize=(3.6 * len(stages), 3.0), squeeze=False)
+    for ax, name in zip(axes[0], stages):
+        rows = hist[name]
+        steps = [r["step"] for r in rows]
+        for key in [k for k in rows[0] if k != "step"]:
+            ax.plot(steps, [r[key] for r in rows], label=key)
+        ax.set_yscale("log")
+        ax.set_title(name)
+        ax.set_xlabel("step")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

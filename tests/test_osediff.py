@@ -1,0 +1,172 @@
+"""OSEDiff-SD3: the one-step formula, tiling, and the paper-scale loading path with files in the
+official formats (tiny random SD3 saved in the real diffusers folder layout)."""
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+
+from cozlib.backbones.osediff import (OSEDiffOptions, adaln_linear_names, gaussian_tile_weights, load_osediff,
+                                      tile_starts, vae_encoder_lora_names)
+from cozlib.errors import ConfigError, MissingWeightsError
+
+RANK = 4
+
+
+@pytest.fixture(scope="module")
+def sd3_folder(tmp_path_factory):
+    """A tiny random SD3 in the diffusers layout, with a nonzero VAE shift (SD3's is 0.0609)."""
+    from cozlib.training.tiny import build_pipeline, save_pipeline
+    pipe = build_pipeline(seed=3)
+    pipe.vae.register_to_config(shift_factor=0.3, scaling_factor=1.7)
+    folder = tmp_path_factory.mktemp("sd3")
+    save_pipeline(pipe, folder, half=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def official_files(sd3_folder, tmp_path_factory):
+    """model_20001.pkl and vae_encoder_20001.pt written the way the official code writes them:
+    a list [up, down, ...] over the AdaLayerNormZero linears in module order, and the LoRA-wrapped
+    encoder's state dict (peft layout, adapter 'default_encoder')."""
+    from diffusers import AutoencoderKL, SD3Transformer2DModel
+    g = torch.Generator().manual_seed(0)
+    tr = SD3Transformer2DModel.from_pretrained(sd3_folder / "transformer")
+    tensors = []
+    for mod in tr.modules():
+        if type(mod).__name__ == "AdaLayerNormZero":
+            for lin in (m for m in mod.modules() if isinstance(m, torch.nn.Linear)):
+                tensors += [torch.randn(lin.out_features, RANK, generator=g) * 0.05,
+                            torch.randn(RANK, lin.in_features, generator=g) * 0.05]
+    d = tmp_path_factory.mktemp("lora")
+    torch.save(tensors, d / "model_20001.pkl")
+    vae = AutoencoderKL.from_pretrained(sd3_folder / "vae")
+    targets = {n.removeprefix("encoder.") for n in vae_encoder_lora_names(vae) if n.startswith("encoder.")}
+    sd = {}
+    for key, value in vae.encoder.state_dict().items():
+        mod, _, leaf = key.rpartition(".")
+        if mod in targets:
+            sd[f"{mod}.base_layer.{leaf}"] = value
+        else:
+            sd[key] = value
+    for mod in targets:
+        w = vae.encoder.get_submodule(mod).weight
+        if w.dim() == 4:
+            sd[f"{mod}.lora_A.default_encoder.weight"] = torch.randn(RANK, w.shape[1], *w.shape[2:], generator=g) * 0.05
+            sd[f"{mod}.lora_B.default_encoder.weight"] = torch.randn(w.shape[0], RANK, 1, 1, generator=g) * 0.05
+        else:
+            sd[f"{mod}.lora_A.default_encoder.weight"] = torch.randn(RANK, w.shape[1], generator=g) * 0.05
+            sd[f"{mod}.lora_B.default_encoder.weight"] = torch.randn(w.shape[0], RANK, generator=g) * 0.05
+    torch.save({k: v.half() for k, v in sd.items()}, d / "vae_encoder_20001.pt")  # the release is fp16
+    return d / "model_20001.pkl", d / "vae_encoder_20001.pt", tensors
+
+
+def _load(folder, lora, venc, **kw):
+    return load_osediff(folder, lora, venc, name="t", device="cpu",
+                        options=OSEDiffOptions(max_sequence_length=32), **kw)
+
+
+def test_official_lora_lands_on_the_adaln_linears(sd3_folder, official_files):
+    lora, venc, tensors = official_files
+    m = _load(sd3_folder, lora, venc)
+    names = m.lora_targets
+    assert names and all(".norm1" in n and n.endswith(".linear") for n in names)
+    assert len(tensors) == 2 * len(names)
+    name = names[1]
+    layer = m.transformer.get_submodule(name)
+    x = torch.randn(2, layer.base_layer.in_features)
+    up, down = tensors[2], tensors[3]  # the second linear's pair
+    expected = layer.base_layer(x) + x @ down.T @ up.T  # scale 1, as the official LoraInjectedLinear
+    torch.testing.assert_close(layer(x), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_vae_encoder_file_is_loaded_whole(sd3_folder, official_files):
+    lora, venc, _ = official_files
+    m = _load(sd3_folder, lora, venc)
+    sd = torch.load(venc, weights_only=True)
+    own = m.vae.encoder.state_dict()
+    assert set(own) == set(sd)
+    key = next(k for k in sd if k.endswith("lora_B.default_encoder.weight"))
+    torch.testing.assert_close(own[key], sd[key].float())
+
+
+def test_one_step_encodes_without_shift_and_decodes_with_it(sd3_folder, official_files):
+    lora, venc, _ = official_files
+    m = _load(sd3_folder, lora, venc)
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    pe, pooled = m.encode_prompt(["fur, hairs"])
+    with torch.no_grad():
+        got = m.one_step(x, pe, pooled)
+        cfg = m.vae.config
+        z = m.vae.encode(x).latent_dist.mode() * cfg.scaling_factor            # no shift here
+        v = m.transformer(hidden_states=z, timestep=torch.tensor([1000.0]), encoder_hidden_states=pe,
+                          pooled_projections=pooled, return_dict=False)[0]
+        want = m.vae.decode((z - v) / cfg.scaling_factor + cfg.shift_factor).sample
+        z_shifted = (m.vae.encode(x).latent_dist.mode() - cfg.shift_factor) * cfg.scaling_factor
+        v2 = m.transformer(hidden_states=z_shifted, timestep=torch.tensor([1000.0]), encoder_hidden_states=pe,
+                           pooled_projections=pooled, return_dict=False)[0]
+        other = m.vae.decode((z_shifted - v2) / cfg.scaling_factor + cfg.shift_factor).sample
+    assert m.sigma == 1.0 and float(m.timestep) == 1000.0
+    torch.testing.assert_close(got, want)
+    assert (got - other).abs().max() > 1e-3  # the convention matters
+
+
+def test_prompt_changes_the_output_and_t5_can_be_dropped(sd3_folder, official_files):
+    lora, venc, _ = official_files
+    m = _load(sd3_folder, lora, venc)
+    x = torch.rand(1, 3, 64, 64)
+    a, b = m(x, ["fur, hairs"]), m(x, ["bricks, mortar"])
+    assert a.shape == (1, 3, 64, 64) and (a - b).abs().max() > 1e-4
+    m2 = _load(sd3_folder, lora, venc, drop_t5=True)
+    assert m2.pipe.text_encoder_3 is None
+    pe, _ = m2.encode_prompt(["fur"])
+    assert pe.shape[1] == m.encode_prompt(["fur"])[0].shape[1]  # zeros stand in for T5's tokens
+    assert m2(x, ["fur"]).shape == (1, 3, 64, 64)
+
+
+def test_bad_files_give_clear_errors(sd3_folder, official_files, tmp_path):
+    lora, venc, tensors = official_files
+    with pytest.raises(MissingWeightsError, match="not found"):
+        _load(sd3_folder, tmp_path / "nope.pkl", venc)
+    short = tmp_path / "short.pkl"
+    torch.save(tensors[:-2], short)
+    with pytest.raises(ConfigError, match="tensors"):
+        _load(sd3_folder, short, venc)
+    wrong_rank = tmp_path / "rank8.pkl"
+    torch.save([torch.zeros(t.shape[0], 8) if i % 2 == 0 else torch.zeros(8, t.shape[1])
+                for i, t in enumerate(tensors)], wrong_rank)
+    with pytest.raises(ConfigError, match="shape"):
+        _load(sd3_folder, wrong_rank, venc)
+    code = tmp_path / "code.pkl"
+    code.write_bytes(pickle.dumps(OSEDiffOptions()))  # a pickle that needs a class import: refused
+    with pytest.raises(ConfigError, match="weights_only"):
+        _load(sd3_folder, code, venc)
+    partial = tmp_path / "venc.pt"
+    sd = torch.load(venc, weights_only=True)
+    sd.pop(next(iter(sd)))
+    torch.save(sd, partial)
+    with pytest.raises(ConfigError, match="missing"):
+        _load(sd3_folder, lora, partial)
+    with pytest.raises(MissingWeightsError, match="model_index.json"):
+        from cozlib.backbones.osediff import resolve_sd3
+        resolve_sd3(tmp_path)
+
+
+def test_tiles_cover_and_blend_to_identity():
+    assert tile_starts(40, 16, 4) == [0, 12, 24]
+    assert tile_starts(16, 16, 4) == [0]
+    w = gaussian_tile_weights(16)
+    assert w.shape == (16, 16) and float(w.min()) > 0
+
+    class Echo:  # a 'transformer' returning its input: blending must give the input back
+        dtype = torch.float32
+
+        def __call__(self, hidden_states, **kw):
+            return (hidden_states,)
+
+    from cozlib.backbones.osediff import OSEDiffSD3
+    m = OSEDiffSD3.__new__(OSEDiffSD3)
+    m.transformer, m.timestep = Echo(), torch.tensor(1000.0)
+    z = torch.randn(2, 4, 40, 36)
+    torch.testing.assert_close(m._v_tiled(z, None, None, 16, 4), z)
