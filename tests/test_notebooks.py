@@ -25,7 +25,7 @@ def parameter_names(nb) -> set[str]:
 
 def test_there_are_notebooks():
     assert {p.stem for p in NOTEBOOKS} >= {"00_quickstart", "01_ar2_scale_states", "05_zoomworld_ground_truth",
-                                          "90_zoom_explorer"}
+                                          "06_sr_backbone", "90_zoom_explorer"}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -61,8 +61,12 @@ def test_notebooks_execute_with_smoke_params(tmp_path):
         assert (figures / name).is_file(), name
         assert manifest[name]["parameters"]["process_size"] == 192 and manifest[name]["git_commit"]
     for name in ("table1_zoomworld.csv", "zoomworld_ambiguity.csv", "zoomworld_energy.csv",
-                 "zoomworld_truth_chain.png", "fig5_zoomworld.png"):
+                 "zoomworld_truth_chain.png", "fig5_zoomworld.png", "osediff_one_step.png", "osediff_lora.md",
+                 "osediff_training.png", "table1_zoomworld_osediff.csv", "osediff_prompts_matter.csv",
+                 "fig5_zoomworld_osediff.png"):
         assert (figures / name).is_file(), name
+    osediff = (figures / "table1_zoomworld_osediff.csv").read_text().splitlines()
+    assert osediff[0].startswith("method,NIQE 4x") and len(osediff) == 8
     table = (figures / "table1_photos.csv").read_text().splitlines()
     assert table[0].startswith("method,NIQE 4x") and len(table) == 5
     assert all(cell for row in table[1:] for cell in row.split(","))  # every cell has a number

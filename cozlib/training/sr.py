@@ -10,8 +10,8 @@ Stages (each resumable, ``loop.Stage``):
 3. ``sr-gan`` / ``sr-l2``: OSEDiff's one-step 4x stage. LoRA on the transformer (the AdaLayerNormZero
    linears as the paper, plus attention/FF/patch layers at this size, see DEMO_LORA) and on the VAE
    encoder; input the bicubic-upsampled 16 px view, output x = D(z - v(z)) with z = E(x_lr) (PAPER.md
-   section 5). Loss: L2 to the truth, plus (sr-gan) a hinge GAN loss from a prompt-conditioned
-   patch discriminator: our replacement for the paper's VSD and LPIPS (no pretrained VGG or
+   section 5). Loss: L2 to the truth, plus (sr-gan) a hinge GAN loss from a prompt-conditioned,
+   matching-aware patch discriminator (real views with another view's words count as fake): our replacement for the paper's VSD and LPIPS (no pretrained VGG or
    teacher at this size; a GAN is what makes a small one-step model draw texture instead of the
    blurry mean). ``sr-l2`` is the same stage without the GAN, shown beside it. Prompts: the view's
    true words, dropped 20% of the time, so a null prompt still works.
@@ -61,7 +61,7 @@ class SRTrainConfig:
     lr_base: float = 5e-4
     lr_sr: float = 5e-4
     lr_disc: float = 2e-4
-    gan_weight: float = 0.03
+    gan_weight: float = 0.05
     kl_weight: float = 1e-6
     prompt_dropout_base: float = 0.1
     prompt_dropout_sr: float = 0.2
@@ -324,11 +324,15 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        if disc is not None:  # hinge loss; the real image is paired with its own prompt
+        if disc is not None:
+            # hinge loss, matching-aware (Reed et al. 2016): a real image with another sample's prompt
+            # counts as fake too, so the discriminator checks that the texture fits the words and the
+            # generator has to use them
             with autocast(device):
                 d_real = disc(hr, pooled).float()
                 d_fake = disc(out.detach(), pooled).float()
-                d_loss = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+                d_mismatch = disc(hr, pooled.roll(1, 0)).float()
+                d_loss = F.relu(1 - d_real).mean() + 0.5 * (F.relu(1 + d_fake).mean() + F.relu(1 + d_mismatch).mean())
             dopt.zero_grad(set_to_none=True)
             d_loss.backward()
             dopt.step()
@@ -400,7 +404,8 @@ def export(pipe, models: dict, cfg: SRTrainConfig, stages: list[Stage], metrics:
                                   f"({cfg.photo_share:.0%} bundled-photo patches)",
                      "validation": f"{cfg.val_pairs} ZoomWorld val-split pairs"},
             "device": device, "host": platform.node(), "torch": __import__("torch").__version__,
-            "wall_s": round(wall_s, 1),
+            "wall_s_this_run": round(wall_s, 1),
+            "wall_s_all_stages": round(sum(s.wall_s for s in stages), 1),
             "stages": [{"name": s.name, "steps": s.steps, "wall_s": round(s.wall_s, 1),
                         "final": s.history[-1] if s.history else None} for s in stages],
             "metrics_val": metrics,
