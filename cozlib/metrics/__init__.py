@@ -105,7 +105,11 @@ class Scorer:
 
     def score(self, name: str, images: Sequence[Image.Image],
               references: Sequence[Image.Image] | None = None) -> list[float]:
-        """One float per image; full-reference metrics need ``references`` of the same sizes."""
+        """One float per image; full-reference metrics need ``references`` of the same sizes.
+
+        NIQE is undefined on an image without any texture (its local statistics have zero
+        variance; pyiqa's SVD then fails): such an image scores NaN, which tables leave out.
+        """
         import torch
         from ..imageio import pil_to_tensor
         m = self.metric(name)
@@ -122,7 +126,12 @@ class Scorer:
                         raise ConfigError(f"{name}: image is {im.size}, reference {ref.size}; they must match")
                     v = m(x, pil_to_tensor(ref).to(self.device))
                 else:
-                    v = m(x)
+                    try:
+                        v = m(x)
+                    except torch.linalg.LinAlgError:
+                        if name != "niqe":
+                            raise
+                        v = torch.tensor(float("nan"))
                 out.append(float(v.reshape(-1)[0]))
         return out
 

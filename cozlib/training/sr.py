@@ -469,9 +469,11 @@ def curves_figure(folder: str | os.PathLike):
     for ax, name in zip(axes[0], stages):
         rows = hist[name]
         steps = [r["step"] for r in rows]
-        for key in [k for k in rows[0] if k != "step"]:
+        keys = [k for k in rows[0] if k != "step"]
+        for key in keys:
             ax.plot(steps, [r[key] for r in rows], label=key)
-        ax.set_yscale("log")
+        positive = all(r[k] > 0 for r in rows for k in keys)
+        ax.set_yscale("log") if positive else ax.set_yscale("symlog", linthresh=0.01)  # GAN losses go negative
         ax.set_title(name)
         ax.set_xlabel("step")
         ax.legend(fontsize=7)
