@@ -258,25 +258,6 @@ class FullImageResult:
     tiles: list[list[dict[str, Any]]]  # per step: [{"box": (l, t, r, b) px, "window": ..., "prompt": ...}]
 
 
-def tile_boxes(side: int, tile: int, overlap: int, multiple: int = 1) -> list[int]:
-    """Tile origins along one side: stride tile - overlap (rounded down to ``multiple``), the last
-    tile flush with the end, so every pixel is covered."""
-    if tile >= side:
-        return [0]
-    stride = max(multiple, (tile - overlap) // multiple * multiple)
-    starts = list(range(0, side - tile, stride)) + [side - tile]
-    return sorted(set(starts))
-
-
-def gaussian_weights(size: int, var: float = 0.01):
-    """Separable Gaussian blending weights of a tile (variance 0.01 in tile units, as the official
-    tiling code); float32 numpy array [size, size]."""
-    import numpy as np
-    t = (np.arange(size) - (size - 1) / 2) / size
-    g = np.exp(-t * t / (2 * var))
-    return np.outer(g, g).astype(np.float32)
-
-
 def run_full_image(image: Image.Image, config: ChainConfig, backbone, extractor=None, *,
                    tile: int | None = None, overlap: int | None = None, max_side: int = 16384,
                    source: dict[str, Any] | None = None, progress: Callable[[int, int], None] | None = None) -> FullImageResult:
@@ -313,9 +294,9 @@ def run_full_image(image: Image.Image, config: ChainConfig, backbone, extractor=
         side = prev.size[0] * s
         acc = np.zeros((side, side, 3), np.float32)
         norm = np.zeros((side, side, 1), np.float32)
-        w = gaussian_weights(P)[..., None]
+        w = geometry.gaussian_weights(P)[..., None]
         step_tiles = []
-        starts = tile_boxes(side, P, overlap, multiple=s)
+        starts = geometry.tile_starts(side, P, overlap, multiple=s)
         for y in starts:
             for x in starts:
                 crop = prev.crop((x // s, y // s, (x + P) // s, (y + P) // s))

@@ -91,3 +91,25 @@ def chain_windows(size: int, upscale: int, steps: int) -> list[Window]:
 def direct_windows(size: int, upscale: int, steps: int) -> list[Window]:
     """Windows of the one-shot states (crops of x_0 by ``upscale**k``) in x_0's unit coordinates."""
     return [(0.0, 0.0, 1.0, 1.0)] + [step_window(size, size, upscale ** k) for k in range(1, steps + 1)]
+
+
+def tile_starts(side: int, tile: int, overlap: int, multiple: int = 1) -> list[int]:
+    """Origins of overlapping tiles along one side: stride tile - overlap (rounded down to a
+    ``multiple``), the last tile flush with the end, so every pixel is covered (the official
+    full-image tiling)."""
+    from .errors import ConfigError
+    if tile >= side:
+        return [0]
+    if not 0 <= overlap < tile:
+        raise ConfigError(f"tile overlap {overlap} must be >= 0 and smaller than the tile {tile}")
+    stride = max(multiple, (tile - overlap) // multiple * multiple)
+    return sorted(set(range(0, side - tile, stride)) | {side - tile})
+
+
+def gaussian_weights(size: int, var: float = 0.01):
+    """A tile's blending weights: a separable Gaussian of variance 0.01 in tile units (the official
+    tiling code's); float32 numpy array [size, size], largest at the centre, never zero."""
+    import numpy as np
+    t = (np.arange(size) - (size - 1) / 2) / size
+    g = np.exp(-t * t / (2 * var))
+    return np.outer(g, g).astype(np.float32)

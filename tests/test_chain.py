@@ -152,7 +152,7 @@ def test_full_image_blends_consistent_tiles_back_into_the_whole_upscale(random_i
     """With a backbone whose tiles agree where they overlap (nearest upsampling), the Gaussian blend
     must give exactly the whole-image result; each tile gets its own prompt context."""
     from cozlib import geometry
-    from cozlib.chain import run_full_image, tile_boxes
+    from cozlib.chain import run_full_image
     rec = RecordingExtractor()
     cfg = ChainConfig(rec_type="recursive_multiscale", steps=2, process_size=32, upscale=4)
     res = run_full_image(random_image(), cfg, InterpolationBackbone("nearest"), rec, tile=32, overlap=8)
@@ -161,7 +161,7 @@ def test_full_image_blends_consistent_tiles_back_into_the_whole_upscale(random_i
     import numpy as np
     assert np.array_equal(np.asarray(res.states[1]), np.asarray(geometry.resize(x0, 128, "nearest")))
     assert np.array_equal(np.asarray(res.states[2]), np.asarray(geometry.resize(x0, 512, "nearest")))
-    starts = tile_boxes(128, 32, 8, multiple=4)
+    starts = geometry.tile_starts(128, 32, 8, multiple=4)
     assert starts == [0, 24, 48, 72, 96] and len(res.tiles[0]) == 25
     assert all(c.previous is not None and c.zoomed.size == (32, 32) for c in rec.calls)
     assert rec.calls[0].window == (0.0, 0.0, 0.25, 0.25)

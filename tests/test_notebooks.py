@@ -66,7 +66,7 @@ def test_notebooks_execute_with_smoke_params(tmp_path):
                  "fig5_zoomworld_osediff.png"):
         assert (figures / name).is_file(), name
     osediff = (figures / "table1_zoomworld_osediff.csv").read_text().splitlines()
-    assert osediff[0].startswith("method,NIQE 4x") and len(osediff) == 8
+    assert osediff[0].startswith("method,PIQE 4x") and len(osediff) == 8
     table = (figures / "table1_photos.csv").read_text().splitlines()
     assert table[0].startswith("method,NIQE 4x") and len(table) == 5
     assert all(cell for row in table[1:] for cell in row.split(","))  # every cell has a number

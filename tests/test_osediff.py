@@ -7,8 +7,8 @@ import pickle
 import pytest
 import torch
 
-from cozlib.backbones.osediff import (OSEDiffOptions, adaln_linear_names, gaussian_tile_weights, load_osediff,
-                                      tile_starts, vae_encoder_lora_names)
+from cozlib.backbones.osediff import OSEDiffOptions, load_osediff, vae_encoder_lora_names
+from cozlib.geometry import gaussian_weights, tile_starts
 from cozlib.errors import ConfigError, MissingWeightsError
 
 RANK = 4
@@ -156,8 +156,10 @@ def test_bad_files_give_clear_errors(sd3_folder, official_files, tmp_path):
 def test_tiles_cover_and_blend_to_identity():
     assert tile_starts(40, 16, 4) == [0, 12, 24]
     assert tile_starts(16, 16, 4) == [0]
-    w = gaussian_tile_weights(16)
+    w = gaussian_weights(16)
     assert w.shape == (16, 16) and float(w.min()) > 0
+    with pytest.raises(ConfigError, match="overlap"):
+        tile_starts(40, 16, 16)
 
     class Echo:  # a 'transformer' returning its input: blending must give the input back
         dtype = torch.float32

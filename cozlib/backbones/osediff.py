@@ -210,25 +210,6 @@ class OSEDiffOptions:
         return cls(**known)
 
 
-def gaussian_tile_weights(size: int, var: float = 0.01):
-    """The official tiling's blending weights: a separable Gaussian with variance 0.01 (in tile units)."""
-    import torch
-    t = (torch.arange(size, dtype=torch.float64) - (size - 1) / 2) / size
-    g = torch.exp(-t * t / (2 * var)) / math.sqrt(2 * math.pi * var)
-    return (g[:, None] * g[None, :]).float()
-
-
-def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Tile origins covering [0, length): stride tile - overlap, the last tile flush with the end."""
-    if tile >= length:
-        return [0]
-    stride = tile - overlap
-    if stride <= 0:
-        raise ConfigError(f"latent tile overlap {overlap} must be smaller than the tile {tile}")
-    n = (length - tile + stride - 1) // stride + 1
-    return sorted({min(i * stride, length - tile) for i in range(n)})
-
-
 class OSEDiffSD3:
     """One-step SR on SD3 components (``scale = 1``: the input is the bicubic-upsampled crop)."""
 
@@ -288,8 +269,9 @@ class OSEDiffSD3:
     def _v_tiled(self, z, prompt_embeds, pooled, tile: int, overlap: int):
         """Full-image denoising (the official TILE code): overlapping latent tiles, Gaussian-weighted mean."""
         import torch
+        from ..geometry import gaussian_weights, tile_starts
         B, C, H, W = z.shape
-        w = gaussian_tile_weights(tile).to(z.device, z.dtype)
+        w = torch.from_numpy(gaussian_weights(tile)).to(z.device, z.dtype)
         ys, xs = tile_starts(H, tile, overlap), tile_starts(W, tile, overlap)
         pos = [(y, x) for y in ys for x in xs]
         acc = torch.zeros_like(z)
