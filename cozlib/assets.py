@@ -15,7 +15,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import tarfile
 import tempfile
 import urllib.request
@@ -99,21 +98,13 @@ def provision_calibration() -> Path:
     target = calibration_dir()
     if (target / "calibration_summary.csv").is_file():
         return target
-    from .imageio import temp_dir
-    tmp = temp_dir(target.parent, ".tmp-")
-    try:
-        with tarfile.open(fetch_sdist("pyiqa")) as tar:
-            for m in tar.getmembers():
-                if m.isfile() and m.name.startswith(CALIBRATION_PREFIX):
-                    rel = m.name[len(CALIBRATION_PREFIX):]
-                    out = tmp / rel
-                    out.parent.mkdir(parents=True, exist_ok=True)
-                    out.write_bytes(tar.extractfile(m).read())
-        if target.exists():
-            shutil.rmtree(target)
-        os.rename(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    from .imageio import atomic_dir
+    with atomic_dir(target, ".tmp-") as tmp, tarfile.open(fetch_sdist("pyiqa")) as tar:
+        for m in tar.getmembers():
+            if m.isfile() and m.name.startswith(CALIBRATION_PREFIX):
+                out = tmp / m.name[len(CALIBRATION_PREFIX):]
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_bytes(tar.extractfile(m).read())
     return target
 
 

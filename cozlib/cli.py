@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import shutil
 import sys
 from pathlib import Path
 
@@ -96,7 +95,7 @@ def _cmd_zoom(args) -> int:
     from .data import resolve_input
     from .errors import ConfigError
     from .figures import chain_strip
-    from .imageio import save_json, temp_dir
+    from .imageio import atomic_dir, save_json
     from .prompts import make_prompt_extractor
 
     config = ChainConfig(rec_type=args.rec_type, upscale=args.upscale, steps=args.steps,
@@ -134,8 +133,7 @@ def _cmd_zoom(args) -> int:
             continue
         result = run_chain(item.image, config, backbone, extractor, cache=cache, source=item.source,
                            progress=progress)
-        tmp = temp_dir(out, f".tmp-{stem}-")
-        try:
+        with atomic_dir(out / stem) as tmp:
             for k, im in enumerate(result.states):
                 im.save(tmp / f"scale{k}.png")
             save_json(result.prompts, tmp / "prompts.json")
@@ -143,12 +141,6 @@ def _cmd_zoom(args) -> int:
             chain_strip(result.states, [f"{m}x" if m > 1 else "x0" for m in result.magnifications]).save(tmp / "chain.png")
             if "world_seed" in item.source:
                 _write_world_truth(item.source["world_seed"], result, tmp / "truth")
-            final = out / stem
-            if final.exists():
-                shutil.rmtree(final)
-            tmp.rename(final)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
     bar.close()
     print(f"wrote {len(inputs)} chain(s) to {out}")
     return 0
@@ -156,18 +148,11 @@ def _cmd_zoom(args) -> int:
 
 def _write_full_image(result, out: Path, stem: str) -> None:
     """OUT/STEM/scale{k}.png (growing sizes) and tiles.json (each step's tiles with their prompts)."""
-    from .imageio import save_json, temp_dir
-    tmp = temp_dir(out, f".tmp-{stem}-")
-    try:
+    from .imageio import atomic_dir, save_json
+    with atomic_dir(out / stem) as tmp:
         for k, im in enumerate(result.states):
             im.save(tmp / f"scale{k}.png")
         save_json(result.tiles, tmp / "tiles.json")
-        final = out / stem
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _write_world_truth(seed: int, result, folder: Path) -> None:

@@ -1,9 +1,11 @@
 """Reading, checking and writing images; every write goes to a temp file first, then a rename."""
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -145,6 +147,21 @@ def temp_dir(parent: str | os.PathLike, prefix: str) -> Path:
     return tmp
 
 
+@contextlib.contextmanager
+def atomic_dir(final: str | os.PathLike, prefix: str | None = None):
+    """Yield a temporary folder beside ``final``; when the block ends without error it replaces
+    ``final`` whole, otherwise it is removed: the folder appears complete or not at all."""
+    final = Path(final)
+    tmp = temp_dir(final.parent, prefix or f".tmp-{final.name}-")
+    try:
+        yield tmp
+        if final.exists():
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -173,6 +190,16 @@ def save_text(text: str, path: str | os.PathLike) -> Path:
     """Write text atomically (temp file, then rename)."""
     path = Path(path)
     _atomic_write_bytes(path, text.encode("utf-8"))
+    return path
+
+
+def save_torch(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` atomically (checkpoints, LoRA files, cached tensors)."""
+    import torch
+    path = Path(path)
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    _atomic_write_bytes(path, buf.getvalue())
     return path
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Sequence
 from PIL import Image
 
 from ..errors import ConfigError, MissingWeightsError
+from ..imageio import save_torch
 from . import register
 
 #: The diffusers repository id of the paper's base model, looked up in the HF cache (offline).
@@ -130,7 +130,7 @@ def save_official_lora(transformer, path: str | os.PathLike, names: Sequence[str
     for name in names:
         up, down = _lora_pair(modules[name], adapter)
         tensors += [up.detach().float().cpu().clone(), down.detach().float().cpu().clone()]
-    _atomic_torch_save(tensors, path)
+    save_torch(tensors, path)
 
 
 def load_vae_encoder(vae, path: str | os.PathLike) -> None:
@@ -150,7 +150,7 @@ def load_vae_encoder(vae, path: str | os.PathLike) -> None:
 
 
 def save_vae_encoder(vae, path: str | os.PathLike) -> None:
-    _atomic_torch_save({k: v.detach().cpu().clone() for k, v in vae.encoder.state_dict().items()}, path)
+    save_torch({k: v.detach().cpu().clone() for k, v in vae.encoder.state_dict().items()}, path)
 
 
 def _vae_rank(vae) -> int | str:
@@ -167,22 +167,6 @@ def _safe_load(path: str | os.PathLike):
         return torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle with code in it, truncated file, not a torch file
         raise ConfigError(f"{p}: cannot be read as plain tensors with torch.load(weights_only=True): {e}") from e
-
-
-def _atomic_torch_save(obj, path: str | os.PathLike) -> None:
-    import tempfile
-    import torch
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, p)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 # -- the model ----------------------------------------------------------------------------------
@@ -383,19 +367,17 @@ def load_osediff(folder: str | os.PathLike, lora: str | os.PathLike | None, vae_
         extra.append(Path(vae_encoder))
     pipe.transformer.eval().requires_grad_(False)
     pipe.vae.eval().requires_grad_(False)
+    text_device = None if offload else (text_device or device)
     if offload:
         pipe.enable_model_cpu_offload(device=device)
-        run_device = device
     else:
-        for part in (pipe.transformer, pipe.vae):
-            part.to(device)
-        tdev = text_device or device
+        pipe.transformer.to(device)
+        pipe.vae.to(device)
         for enc in (pipe.text_encoder, pipe.text_encoder_2, pipe.text_encoder_3):
             if enc is not None:
-                enc.to(tdev)
-        run_device = device
+                enc.to(text_device)
     ident = f"{name}:{_folder_hash(folder, extra)}:{dtype}:t5={not drop_t5}:{options.posterior}"
-    model = OSEDiffSD3(pipe, options, name, ident, run_device, None if offload else (text_device or device))
+    model = OSEDiffSD3(pipe, options, name, ident, device, text_device)
     model.lora_targets = names
     return model
 
@@ -418,11 +400,11 @@ def _paper_availability() -> str | None:
         resolve_sd3(None)
     except MissingWeightsError as e:
         return str(e)
-    lora_dir = Path(os.environ.get("COZ_OSEDIFF_LORA", "ckpt"))
-    missing = [n for n in PAPER_LORA_FILES if not (lora_dir / n).is_file() and not list(lora_dir.rglob(n))]
-    if missing:
-        return (f"official OSEDiff-SD3 LoRA files {missing} not found under {lora_dir}: put the Chain-of-Zoom "
-                f"release's SR_LoRA/model_20001.pkl and SR_VAE/vae_encoder_20001.pt there or set COZ_OSEDIFF_LORA=DIR")
+    try:
+        for fname in PAPER_LORA_FILES:
+            _find(Path(os.environ.get("COZ_OSEDIFF_LORA", "ckpt")), fname)
+    except MissingWeightsError as e:
+        return str(e)
     return None
 
 
@@ -472,7 +454,6 @@ def lora_report(model: OSEDiffSD3) -> list[dict]:
     """Per LoRA-wrapped module kind: how many modules, LoRA parameters, and the mean relative size of
     the weight change ||scale * B @ A|| / ||W|| (what the LoRA does to the base model)."""
     import re
-    import torch
     groups: dict[str, dict] = {}
     for part_name, part in (("transformer", model.transformer), ("vae", model.vae)):
         for name, mod in part.named_modules():

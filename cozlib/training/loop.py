@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,12 +52,10 @@ class Stage:
 
     def _save(self, step: int) -> None:
         import torch
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        torch.save({"step": step, "state": {k: m.state_dict() for k, m in self.modules.items()},
+        from ..imageio import save_torch
+        save_torch({"step": step, "state": {k: m.state_dict() for k, m in self.modules.items()},
                     "extra": self.extra, "history": self.history, "wall_s": self.wall_s,
-                    "rng": torch.get_rng_state()}, tmp)
-        os.replace(tmp, self.path)
+                    "rng": torch.get_rng_state()}, self.path)
 
     def _load(self) -> int:
         import torch

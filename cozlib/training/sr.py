@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
+from ..imageio import save_torch
 from .loop import Stage, autocast, cosine_lr
 
 #: Transformer modules given LoRA beyond the AdaLayerNormZero linears in the demo model (regex on
@@ -139,10 +140,7 @@ def cached_pairs(cfg: SRTrainConfig, split: str, n: int, photos: bool, log=print
         return torch.load(path, weights_only=False)
     t = time.perf_counter()
     data = make_pairs(cfg, split, n, photos)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(data, tmp)
-    os.replace(tmp, path)
+    save_torch(data, path)
     log(f"[data] {split}: {n} pairs rendered in {time.perf_counter() - t:.0f} s")
     return data
 
@@ -165,7 +163,6 @@ def batch_of(data: dict, step: int, batch: int, seed: int, device: str, dropout:
 
 def make_discriminator(pooled_dim: int, width: int = 64):
     """A patch discriminator conditioned on the prompt's pooled embedding (projection discriminator)."""
-    import torch
     from torch import nn
     from torch.nn.utils import spectral_norm as sn
 
@@ -382,13 +379,10 @@ def export(pipe, models: dict, cfg: SRTrainConfig, stages: list[Stage], metrics:
            wall_s: float, out: Path) -> Path:
     """Write the diffusers folder (base transformer + VAE, fp16), each variant's two LoRA files in the
     official formats, ``cozlib.json`` (backbone options) and ``manifest.json``; atomically."""
-    import shutil
     from ..backbones.osediff import OPTIONS_FILE, save_official_lora, save_vae_encoder
-    from ..imageio import temp_dir
+    from ..imageio import atomic_dir
     from .tiny import TINY, save_pipeline
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_dir(out.parent, f".tmp-{out.name}-")
-    try:
+    with atomic_dir(out) as tmp:
         save_pipeline(pipe, tmp)
         opts = None
         for variant, (model, names) in models.items():
@@ -413,19 +407,11 @@ def export(pipe, models: dict, cfg: SRTrainConfig, stages: list[Stage], metrics:
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
         (tmp / "history.json").write_text(json.dumps({s.name: s.history for s in stages}) + "\n")
-        for p in tmp.rglob("*"):
-            os.chmod(p, 0o755 if p.is_dir() else 0o644)
-        if out.exists():
-            shutil.rmtree(out)
-        os.rename(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
 def train(cfg: SRTrainConfig, log=print) -> Path:
     """Every stage, then the export. Resumes from ``cfg.work``'s checkpoints."""
-    import torch
     from ..runtime import resolve_device, seed_everything
     from .tiny import build_pipeline
     import diffusers

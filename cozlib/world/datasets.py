@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ConfigError
-from ..imageio import temp_dir
+from ..imageio import atomic_dir
 
 SPLITS: dict[str, tuple[int, int]] = {"train": (0, 1_000_000), "val": (1_000_000, 1_010_000),
                                       "test": (1_010_000, 1_020_000)}
@@ -78,10 +77,7 @@ def write_dataset(out: str | os.PathLike, split: str, n: int, zooms: list[float]
         raise ConfigError(f"zooms must be > 0, got {zooms}")
     rng = np.random.default_rng([seed, list(SPLITS).index(split) if split in SPLITS else 99])
     specs = sample_specs(split, n, list(zooms), rng)
-    final = Path(out) / split
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_dir(final.parent, f".tmp-{split}-")
-    try:
+    with atomic_dir(Path(out) / split) as tmp:
         with open(tmp / "index.jsonl", "w") as index:
             for i, spec in enumerate(specs):
                 s = render_sample(spec, size, upscale)
@@ -89,9 +85,4 @@ def write_dataset(out: str | os.PathLike, split: str, n: int, zooms: list[float]
                     s[key].save(tmp / f"{i:06d}_{key}.png")
                 index.write(json.dumps({"i": i, "seed": spec.seed, "center": spec.center, "zoom": spec.zoom,
                                         "upscale": upscale, "size": size, "words": s["words"]}) + "\n")
-        if final.exists():
-            shutil.rmtree(final)
-        os.rename(tmp, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return len(specs)
