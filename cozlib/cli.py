@@ -82,6 +82,11 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto")
     t.add_argument("--smoke", action="store_true", help="a few steps of every stage (tests)")
     t.add_argument("--steps", type=int, default=None, help="override every stage's step count")
+    t.add_argument("--preset", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="data and batch sizes: cpu (the committed recipe's default) or cuda (one big GPU); "
+                        "auto = cuda when --device resolves to CUDA")
+    t.add_argument("--minutes", type=float, default=None,
+                   help="fit the step counts to this many minutes of training (measured on this device first)")
 
     sub.add_parser("list", help="backbones, prompt extractors and metrics, and what each missing one needs")
     sub.add_parser("setup", help="provision offline files pyiqa needs (NIQE parameters, calibration set)")
@@ -251,14 +256,18 @@ def _cmd_world(args) -> int:
 
 
 def _cmd_train(args) -> int:
+    from .runtime import resolve_device
     from .training.sr import SRTrainConfig, train
-    cfg = SRTrainConfig.smoke() if args.smoke else SRTrainConfig()
+    preset = args.preset
+    if preset == "auto":
+        preset = "cuda" if resolve_device(args.device).startswith("cuda") else "cpu"
+    cfg = SRTrainConfig.smoke() if args.smoke else (SRTrainConfig.cuda() if preset == "cuda" else SRTrainConfig())
     for key in ("out", "work", "device"):
         if getattr(args, key):
             setattr(cfg, key, getattr(args, key))
     if args.steps:
         cfg.steps_vae = cfg.steps_base = cfg.steps_sr = args.steps
-    train(cfg)
+    train(cfg, minutes=args.minutes)
     return 0
 
 

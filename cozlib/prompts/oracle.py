@@ -52,6 +52,15 @@ def wrong_word(word: str) -> str:
     return words[(words.index(word) + len(words) // 2) % len(words)]
 
 
+def wrong_prompt(truth: str) -> str:
+    """An oracle prompt with each word swapped for ``wrong_word`` (repeats dropped)."""
+    out: list[str] = []
+    for w in (w for w in truth.split(", ") if w):
+        x = wrong_word(w)
+        out += [x] if x not in out else []
+    return ", ".join(out)
+
+
 class WrongPrompt(OraclePrompt):
     """The oracle's words, each swapped for another word of its level (``wrong_word``): a prompt as
     confident and as long as the truth, but about something else. For measuring what a wrong prompt
@@ -63,13 +72,7 @@ class WrongPrompt(OraclePrompt):
         return f"wrong:{self.min_fraction}:{self.size}"
 
     def __call__(self, ctx: PromptContext) -> str:
-        truth = super().__call__(ctx)
-        words = [w for w in truth.split(", ") if w]
-        out = []
-        for w in words:
-            x = wrong_word(w)
-            out += [x] if x not in out else []
-        return ", ".join(out)
+        return wrong_prompt(super().__call__(ctx))
 
 
 @register("wrong", "ZoomWorld's true words, each swapped for a wrong one of the same level (world:SEED only)")

@@ -62,7 +62,8 @@ class SRTrainConfig:
     lr_base: float = 5e-4
     lr_sr: float = 5e-4
     lr_disc: float = 2e-4
-    gan_weight: float = 0.05
+    gan_weight: float = 0.1
+    l2_lowpass: int = 4         # sr-gan: L2 on the output average-pooled by this factor (the detail is the GAN's)
     kl_weight: float = 1e-6
     prompt_dropout_base: float = 0.1
     prompt_dropout_sr: float = 0.2
@@ -72,6 +73,7 @@ class SRTrainConfig:
     seed: int = 0
     device: str = "auto"
     val_pairs: int = 64
+    workers: int = 1            # processes rendering the ZoomWorld pairs (the pairs do not depend on it)
 
     @classmethod
     def smoke(cls, **kw) -> "SRTrainConfig":
@@ -80,24 +82,47 @@ class SRTrainConfig:
         base.update(kw)
         return cls(**base)
 
+    @classmethod
+    def cuda(cls, **kw) -> "SRTrainConfig":
+        """Sizes for one data-centre GPU (an H100/H200): more pairs, larger batches, more steps (set
+        by ``plan_steps`` from a time budget); the model is the same."""
+        base = dict(pairs=20000, batch=64, batch_sr=32, steps_vae=4000, steps_base=12000, steps_sr=4000,
+                    device="cuda", workers=max(1, (os.cpu_count() or 2) - 1))
+        base.update(kw)
+        return cls(**base)
+
 
 # -- data ---------------------------------------------------------------------------------------
 
-def _zoomworld_pairs(n: int, size: int, upscale: int, split: str, seed: int):
+def _render_pair(spec, size: int, upscale: int):
+    import torch
     from ..geometry import resize
     from ..prompts.oracle import truth_prompt
     from ..world import render_window, view_window, window_words
+    torch.set_num_threads(1)
+    w = view_window(spec.center, spec.zoom)
+    low = render_window(spec.seed, w, size // upscale)
+    return (np.asarray(render_window(spec.seed, w, size)), np.asarray(resize(low, size, "bicubic")),
+            truth_prompt(window_words(spec.seed, w, size)))
+
+
+def _zoomworld_pairs(n: int, size: int, upscale: int, split: str, seed: int, workers: int = 1):
+    """``n`` ZoomWorld views (HR, bicubic-upsampled LR, true words); ``workers`` processes render
+    them (the same pairs for any number of workers: the views are drawn first)."""
+    import functools
     from ..world.datasets import sample_specs
     rng = np.random.default_rng([seed, 11])
     zooms = [4 ** (k / 2) for k in range(13)]  # 1x .. 4096x
-    hr, lr, prompts = [], [], []
-    for spec in sample_specs(split, n, zooms, rng):
-        w = view_window(spec.center, spec.zoom)
-        h = render_window(spec.seed, w, size)
-        low = render_window(spec.seed, w, size // upscale)
-        hr.append(np.asarray(h))
-        lr.append(np.asarray(resize(low, size, "bicubic")))
-        prompts.append(truth_prompt(window_words(spec.seed, w, size)))
+    specs = sample_specs(split, n, zooms, rng)
+    render = functools.partial(_render_pair, size=size, upscale=upscale)
+    if workers > 1 and n >= 4 * workers:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as ex:
+            rows = list(ex.map(render, specs, chunksize=max(1, n // (8 * workers))))
+    else:
+        rows = [render(sp) for sp in specs]
+    hr, lr, prompts = (list(x) for x in zip(*rows)) if rows else ([], [], [])
     return hr, lr, prompts
 
 
@@ -125,7 +150,7 @@ def make_pairs(cfg: SRTrainConfig, split: str = "train", n: int | None = None, p
     import torch
     n = n or cfg.pairs
     n_photo = int(round(n * cfg.photo_share)) if photos else 0
-    hr, lr, pr = _zoomworld_pairs(n - n_photo, cfg.size, cfg.upscale, split, cfg.seed)
+    hr, lr, pr = _zoomworld_pairs(n - n_photo, cfg.size, cfg.upscale, split, cfg.seed, cfg.workers)
     if n_photo:
         h2, l2, p2 = _photo_pairs(n_photo, cfg.size, cfg.upscale, cfg.seed)
         hr, lr, pr = hr + h2, lr + l2, pr + p2
@@ -194,6 +219,24 @@ def _encode_prompts(pipe, prompts, device, max_len: int):
     return pe, pooled
 
 
+class PromptCache:
+    """SD3's prompt encoding (``encode_prompt``), memoised per prompt text: the text encoders are
+    frozen and a training set has a few hundred distinct prompts, so each is encoded once."""
+
+    def __init__(self, pipe, device: str, max_len: int) -> None:
+        self.pipe, self.device, self.max_len = pipe, device, max_len
+        self.table: dict[str, tuple] = {}
+
+    def __call__(self, prompts: list[str]):
+        import torch
+        new = sorted({p for p in prompts if p not in self.table})
+        if new:
+            pe, pooled = _encode_prompts(self.pipe, new, self.device, self.max_len)
+            self.table.update({p: (pe[i], pooled[i]) for i, p in enumerate(new)})
+        rows = [self.table[p] for p in prompts]
+        return torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])
+
+
 def train_vae(pipe, data, cfg: SRTrainConfig, device: str, log=print) -> Stage:
     import torch
     vae = pipe.vae.to(device).train()
@@ -235,7 +278,7 @@ def train_base(pipe, data, cfg: SRTrainConfig, device: str, log=print) -> Stage:
     sf, sh = vae.config.scaling_factor, vae.config.shift_factor
     opt = torch.optim.AdamW(tr.parameters(), lr=cfg.lr_base, weight_decay=0.01)
     stage = Stage("base", cfg.steps_base, Path(cfg.work) / "ckpt", {"transformer": tr, "opt": opt})
-    max_len = pipe.tokenizer.model_max_length
+    encode = PromptCache(pipe, device, pipe.tokenizer.model_max_length)
 
     def step(i: int) -> dict:
         hr, _, prompts = batch_of(data, i, cfg.batch, cfg.seed + 2, device, cfg.prompt_dropout_base)
@@ -244,7 +287,7 @@ def train_base(pipe, data, cfg: SRTrainConfig, device: str, log=print) -> Stage:
         gen = torch.Generator(device="cpu").manual_seed(cfg.seed * 1_000_003 + i)
         with torch.no_grad():
             z = (vae.encode(hr).latent_dist.mode() - sh) * sf
-            pe, pooled = _encode_prompts(pipe, prompts, device, max_len)
+            pe, pooled = encode(prompts)
         s = torch.sigmoid(torch.randn(z.shape[0], generator=gen)).to(device)  # logit-normal sigmas
         e = torch.randn(z.shape, generator=gen).to(device)
         x_t = (1 - s[:, None, None, None]) * z + s[:, None, None, None] * e
@@ -302,16 +345,17 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
         dopt = torch.optim.Adam(disc.parameters(), lr=cfg.lr_disc, betas=(0.5, 0.999))
         mods.update(disc=disc, dopt=dopt)
     stage = Stage(f"sr-{variant}", cfg.steps_sr, Path(cfg.work) / "ckpt", mods)
-    max_len = pipe.tokenizer.model_max_length
+    encode = PromptCache(pipe, device, pipe.tokenizer.model_max_length)
 
     def step(i: int) -> dict:
         hr, lr, prompts = batch_of(data, i, cfg.batch_sr, cfg.seed + 3, device, cfg.prompt_dropout_sr)
         for g in opt.param_groups:
             g["lr"] = cosine_lr(i, cfg.steps_sr, cfg.lr_sr)
-        pe, pooled = _encode_prompts(pipe, prompts, device, max_len)
+        pe, pooled = encode(prompts)
         with autocast(device):
             out = model.one_step(lr, pe, pooled).float()
-            l2 = F.mse_loss(out, hr)
+            k = cfg.l2_lowpass if disc is not None else 1
+            l2 = F.mse_loss(F.avg_pool2d(out, k), F.avg_pool2d(hr, k)) if k > 1 else F.mse_loss(out, hr)
             loss, row = l2, {"l2": l2.item()}
             if disc is not None:
                 g_adv = -disc(out, pooled).float().mean()
@@ -345,19 +389,21 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
 # -- evaluation and export -----------------------------------------------------------------------
 
 def evaluate(model, data, device: str, batch: int = 16) -> dict:
-    """PSNR (dB) and texture distance against the truth on held-out pairs, for the model, bicubic,
-    and the model given a null prompt."""
+    """PSNR (dB) and texture distance against the truth on held-out pairs: the model with the true
+    words ('model'), with a null prompt, with a wrong prompt (``oracle.wrong_prompt``), and bicubic."""
     import torch
     from ..imageio import tensor_to_pil
     from ..metrics.truth import texture_distance
-    rows = {"model": [], "null": [], "bicubic": []}
+    from ..prompts.oracle import wrong_prompt
+    rows = {"model": [], "null": [], "wrong": [], "bicubic": []}
     n = len(data["prompt"])
     with torch.no_grad():
         for i in range(0, n, batch):
             hr = data["hr"][i:i + batch].float() / 255
             lr = data["lr"][i:i + batch].float() / 255
             outs = {"model": model(lr, data["prompt"][i:i + batch]),
-                    "null": model(lr, [""] * len(hr)), "bicubic": lr}
+                    "null": model(lr, [""] * len(hr)),
+                    "wrong": model(lr, [wrong_prompt(p) for p in data["prompt"][i:i + batch]]), "bicubic": lr}
             for k, y in outs.items():
                 for a, b in zip(y, hr):
                     mse = float(((a - b) ** 2).mean())
@@ -368,6 +414,8 @@ def evaluate(model, data, device: str, batch: int = 16) -> dict:
 
 
 def _git_commit() -> str:
+    if os.environ.get("COZ_CODE_COMMIT"):  # a copy of the tree without .git (a rented GPU machine)
+        return os.environ["COZ_CODE_COMMIT"]
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                               check=True).stdout.strip()
@@ -376,7 +424,7 @@ def _git_commit() -> str:
 
 
 def export(pipe, models: dict, cfg: SRTrainConfig, stages: list[Stage], metrics: dict, device: str,
-           wall_s: float, out: Path) -> Path:
+           wall_s: float, out: Path, minutes: float | None = None) -> Path:
     """Write the diffusers folder (base transformer + VAE, fp16), each variant's two LoRA files in the
     official formats, ``cozlib.json`` (backbone options) and ``manifest.json``; atomically."""
     from ..backbones.osediff import OPTIONS_FILE, save_official_lora, save_vae_encoder
@@ -397,7 +445,8 @@ def export(pipe, models: dict, cfg: SRTrainConfig, stages: list[Stage], metrics:
             "data": {"zoomworld": f"train split scenes, zoom 1x-4096x, {cfg.size} px, {cfg.pairs} pairs "
                                   f"({cfg.photo_share:.0%} bundled-photo patches)",
                      "validation": f"{cfg.val_pairs} ZoomWorld val-split pairs"},
-            "device": device, "host": platform.node(), "torch": __import__("torch").__version__,
+            "device": _device_name(device), "host": platform.node(),
+            "steps_planned_for_minutes": minutes, "torch": __import__("torch").__version__,
             "wall_s_this_run": round(wall_s, 1),
             "wall_s_all_stages": round(sum(s.wall_s for s in stages), 1),
             "stages": [{"name": s.name, "steps": s.steps, "wall_s": round(s.wall_s, 1),
@@ -410,8 +459,40 @@ def export(pipe, models: dict, cfg: SRTrainConfig, stages: list[Stage], metrics:
     return out
 
 
-def train(cfg: SRTrainConfig, log=print) -> Path:
-    """Every stage, then the export. Resumes from ``cfg.work``'s checkpoints."""
+#: Shares of a time budget (``plan_steps``): the base model is the largest job, as SD3's pretraining is.
+BUDGET_SHARES = {"vae": 0.12, "base": 0.43, "sr": 0.45}
+
+
+def plan_steps(cfg: SRTrainConfig, seconds: float, pipe, data, device: str, probe: int = 30, log=print) -> SRTrainConfig:
+    """Step counts that fit the stages into ``seconds`` on this device: each stage runs ``probe``
+    steps on a throw-away copy of the model (warm-up included, so the estimate errs short), then its
+    share of the budget (BUDGET_SHARES; the SR share split over the variants) sets its steps."""
+    import tempfile
+    from dataclasses import replace
+    quiet = lambda *_: None  # noqa: E731
+    with tempfile.TemporaryDirectory() as tmp:
+        c = replace(cfg, work=tmp, steps_vae=probe, steps_base=probe, steps_sr=probe)
+        p = copy.copy(pipe)
+        p.transformer, p.vae = copy.deepcopy(pipe.transformer), copy.deepcopy(pipe.vae)
+        per_step = {"vae": train_vae(p, data, c, device, quiet).wall_s / probe,
+                    "base": train_base(p, data, c, device, quiet).wall_s / probe}
+        per_step["sr"] = sum(train_sr(p, data, c, device, v, quiet)[2].wall_s / probe for v in cfg.variants)
+    steps = {k: max(probe, int(seconds * BUDGET_SHARES[k] / per_step[k])) for k in per_step}
+    log("[plan] s/step " + " ".join(f"{k} {v * 1000:.1f} ms" for k, v in per_step.items())
+        + f" -> steps vae {steps['vae']}, base {steps['base']}, sr {steps['sr']} for {seconds / 60:.1f} min")
+    return replace(cfg, steps_vae=steps["vae"], steps_base=steps["base"], steps_sr=steps["sr"])
+
+
+def _device_name(device: str) -> str:
+    import torch
+    if str(device).startswith("cuda"):
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return f"{device} ({os.cpu_count()} cores)"
+
+
+def train(cfg: SRTrainConfig, log=print, minutes: float | None = None) -> Path:
+    """Every stage, then the export. Resumes from ``cfg.work``'s checkpoints. With ``minutes``, the
+    step counts are first fitted to that time budget (``plan_steps``; the manifest keeps them)."""
     from ..runtime import resolve_device, seed_everything
     from .tiny import build_pipeline
     import diffusers
@@ -426,6 +507,8 @@ def train(cfg: SRTrainConfig, log=print) -> Path:
         enc.to(device).eval().requires_grad_(False)
     data = cached_pairs(cfg, "train", cfg.pairs, True, log)
     val = cached_pairs(cfg, "val", cfg.val_pairs, False, log)
+    if minutes:
+        cfg = plan_steps(cfg, minutes * 60, pipe, data, device, log=log)
     stages = [train_vae(pipe, data, cfg, device, log), train_base(pipe, data, cfg, device, log)]
     models, metrics = {}, {}
     for variant in cfg.variants:
@@ -441,7 +524,7 @@ def train(cfg: SRTrainConfig, log=print) -> Path:
     for model, _ in models.values():
         model.transformer.to("cpu")
         model.vae.to("cpu")
-    out = export(pipe, models, cfg, stages, metrics, device, time.perf_counter() - t0, Path(cfg.out))
+    out = export(pipe, models, cfg, stages, metrics, device, time.perf_counter() - t0, Path(cfg.out), minutes)
     log(f"[done] {out} in {(time.perf_counter() - t0) / 60:.1f} min")
     return out
 
