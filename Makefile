@@ -30,6 +30,8 @@ figures: $(STAMP)
 ## Retrain the committed demo weights (data/weights/; CUDA when present, else the CPU); resumable.
 weights: $(STAMP)
 	$(PY) -m cozlib train sr
+	$(PY) -m cozlib train prompts
+	$(PY) -m cozlib train grpo
 
 ## Unit tests and a papermill run of every notebook with params/smoke.yaml (one torch thread).
 test: $(STAMP)

@@ -24,7 +24,8 @@ def _build_parser() -> argparse.ArgumentParser:
     z.add_argument("--out", required=True, help="output folder; writes OUT/<stem>/scale{k}.png, prompts.json, chain.png")
     z.add_argument("--rec-type", default="recursive_multiscale", choices=REC_TYPES)
     z.add_argument("--backbone", default="realesrgan", help="SR backbone (see `list`)")
-    z.add_argument("--prompt", default="null", help="prompt extractor: null, fixed:TEXT, oracle (see `list`)")
+    z.add_argument("--prompt", default="null",
+                   help="prompt extractor: null, fixed:TEXT, vlm, vlm-single, dape, oracle, wrong (see `list`)")
     z.add_argument("--user-prompt", default="", help='appended as "{prompt}, {user_prompt},"')
     z.add_argument("--steps", type=int, default=4, help="number of zoom steps (official --rec_num)")
     z.add_argument("--upscale", type=int, default=4)
@@ -39,6 +40,12 @@ def _build_parser() -> argparse.ArgumentParser:
     z.add_argument("--dtype", default=None, choices=("float32", "bfloat16"), help="OSEDiff backbones' precision")
     z.add_argument("--drop-t5", action="store_true", help="OSEDiff: leave T5 out (zeros in its place; saves ~9 GB)")
     z.add_argument("--offload", action="store_true", help="OSEDiff: keep models on the CPU until each runs (small GPUs)")
+    z.add_argument("--vlm", default=None,
+                   help="--prompt vlm/vlm-single: a Qwen2.5-VL folder or cached repo id (default: the demo VLM, "
+                        "data/weights/vlm-demo; also COZ_VLM)")
+    z.add_argument("--vlm-lora", default=None,
+                   help="--prompt vlm/vlm-single with --vlm: a LoRA adapter folder (e.g. ckpt/VLM_LoRA/checkpoint-10000)")
+    z.add_argument("--max-new-tokens", type=int, default=32, help="--prompt vlm/vlm-single: generation length")
     z.add_argument("--full-image", action="store_true",
                    help="full-image CoZ: each step super-resolves the whole image in overlapping tiles "
                         "(Gaussian blending, a prompt per tile); states grow by --upscale each step")
@@ -76,8 +83,12 @@ def _build_parser() -> argparse.ArgumentParser:
     wd.add_argument("--out", required=True)
 
     t = sub.add_parser("train", help="train a demo-scale model (writes weights with a manifest)")
-    t.add_argument("what", choices=("sr",), help="sr: the OSEDiff-SD3 demo backbone (VAE, base, one-step SR)")
-    t.add_argument("--out", default=None, help="weights folder (default data/weights/osediff-demo)")
+    t.add_argument("what", choices=("sr", "prompts", "grpo"),
+                   help="sr: the OSEDiff-SD3 demo backbone (VAE, base, one-step SR); "
+                        "prompts: the demo VLM (multi-scale and single-image) and the DAPE-like tagger; "
+                        "grpo: the demo critic and the GRPO LoRA adapter of the multi-scale VLM (needs prompts)")
+    t.add_argument("--out", default=None, help="weights folder (sr: default data/weights/osediff-demo; prompts: "
+                                               "OUT/vlm-demo and OUT/dape-demo, default data/weights/...)")
     t.add_argument("--work", default=None, help="checkpoints and cached data (default build/train/osediff-demo)")
     t.add_argument("--device", default="auto")
     t.add_argument("--smoke", action="store_true", help="a few steps of every stage (tests)")
@@ -106,7 +117,8 @@ def _cmd_zoom(args) -> int:
     config = ChainConfig(rec_type=args.rec_type, upscale=args.upscale, steps=args.steps,
                          process_size=args.process_size, align_method=args.align_method,
                          user_prompt=args.user_prompt, seed=args.seed).validate()
-    extractor = make_prompt_extractor(args.prompt, device=args.device)
+    extractor = make_prompt_extractor(args.prompt, device=args.device, vlm=args.vlm, vlm_lora=args.vlm_lora,
+                                      max_new_tokens=args.max_new_tokens)
     inputs = [item for spec in args.inputs
               for item in resolve_input(spec, convert=args.convert, process_size=config.process_size)]
     stems = [item.stem for item in inputs]
@@ -256,6 +268,30 @@ def _cmd_world(args) -> int:
 
 
 def _cmd_train(args) -> int:
+    if args.what == "grpo":
+        from .training.grpo import GRPOTrainConfig, train as train_grpo
+        gcfg = GRPOTrainConfig.smoke() if args.smoke else GRPOTrainConfig()
+        if args.out:
+            gcfg.out, gcfg.critic_out = f"{args.out}/vlm-grpo-demo", f"{args.out}/critic-demo"
+        if args.work:
+            gcfg.work = args.work
+        gcfg.device = args.device
+        if args.steps:
+            gcfg.steps = gcfg.critic_steps = args.steps
+        train_grpo(gcfg)
+        return 0
+    if args.what == "prompts":
+        from .training.prompts import PromptTrainConfig, train as train_prompts
+        pcfg = PromptTrainConfig.smoke() if args.smoke else PromptTrainConfig()
+        if args.out:
+            pcfg.out_vlm, pcfg.out_dape = f"{args.out}/vlm-demo", f"{args.out}/dape-demo"
+        if args.work:
+            pcfg.work = args.work
+        pcfg.device = args.device
+        if args.steps:
+            pcfg.steps_vlm = pcfg.steps_dape = args.steps
+        train_prompts(pcfg)
+        return 0
     from .runtime import resolve_device
     from .training.sr import SRTrainConfig, train
     preset = args.preset

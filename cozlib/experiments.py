@@ -37,11 +37,15 @@ PHOTO_METHODS: tuple[Method, ...] = (
 
 
 def world_methods(backbone: str = "osediff-demo", l2_backbone: str | None = "osediff-demo-l2") -> tuple[Method, ...]:
-    """Table 1 on ZoomWorld with a prompt-conditioned OSEDiff: the paper's rows (null prompt; the
-    oracle stands where the VLM will), a deliberately wrong prompt, and the L2-only variant."""
+    """Table 1 on ZoomWorld with a prompt-conditioned OSEDiff: the paper's rows (null, DAPE, VLM
+    prompts; the single-image VLM beside the multi-scale one), the oracle (ZoomWorld's truth), a
+    deliberately wrong prompt, and the L2-only variant."""
     rows = [Method("Nearest", "nearest"), Method("Bicubic", "bicubic"),
             Method("Direct SR (OSEDiff)", "onestep", backbone),
             Method("CoZ null (OSEDiff)", "recursive", backbone),
+            Method("CoZ DAPE (OSEDiff)", "recursive", backbone, "dape"),
+            Method("CoZ VLM single (OSEDiff)", "recursive", backbone, "vlm-single"),
+            Method("CoZ VLM (OSEDiff)", "recursive_multiscale", backbone, "vlm"),
             Method("CoZ oracle (OSEDiff)", "recursive", backbone, "oracle"),
             Method("CoZ wrong (OSEDiff)", "recursive", backbone, "wrong")]
     if l2_backbone:
@@ -86,9 +90,11 @@ class _MemoBackbone:
 
 def run_methods(images: Mapping[str, Image.Image], methods: Sequence[Method], config: ChainConfig,
                 cache: ChainCache | None, device: str = "auto", progress: bool = True,
-                sources: Mapping[str, dict] | None = None) -> dict[tuple[str, str], ChainResult]:
+                sources: Mapping[str, dict] | None = None,
+                prompt_options: Mapping[str, object] | None = None) -> dict[tuple[str, str], ChainResult]:
     """Every (image name, method label) chain; each backbone and extractor is built once.
-    ``sources`` adds what an extractor may need per image (``{"world_seed": S}`` for ZoomWorld)."""
+    ``sources`` adds what an extractor may need per image (``{"world_seed": S}`` for ZoomWorld);
+    ``prompt_options`` go to the extractors that take them (e.g. ``vlm=DIR`` for Qwen2.5-VL-3B)."""
     from tqdm.auto import tqdm
     from .backbones import make_backbone
     from .prompts import make_prompt_extractor
@@ -104,7 +110,7 @@ def run_methods(images: Mapping[str, Image.Image], methods: Sequence[Method], co
                 backbones[m.backbone] = _MemoBackbone(make_backbone(m.backbone, device=device))
             backbone = backbones[m.backbone]
         if m.prompt not in extractors:
-            extractors[m.prompt] = make_prompt_extractor(m.prompt, device=device)
+            extractors[m.prompt] = make_prompt_extractor(m.prompt, device=device, **(prompt_options or {}))
         source = {"image": name, **((sources or {}).get(name, {}))}
         results[(name, m.label)] = run_chain(images[name], cfg, backbone, extractors[m.prompt],
                                              cache=cache, source=source)
@@ -309,5 +315,119 @@ def views_figure(images: Sequence[Image.Image], titles: Sequence[str], captions:
         ax.set_title(titles[i], fontsize=9)
         if captions:
             ax.set_xlabel(captions[i], fontsize=7, wrap=True)
+    fig.tight_layout()
+    return fig
+
+
+# -- prompts against the truth (hallucination) ----------------------------------------------------
+
+def chain_prompt_scores(results: Mapping[tuple[str, str], ChainResult]) -> list[dict]:
+    """Precision, recall and hallucination of the prompt c_k each chain used, against the true words
+    of the view it was extracted for (state k's window at the state's size). ZoomWorld inputs only."""
+    from . import world
+    from .metrics.truth import score_prompt
+    from .world.vocab import vocabulary
+    vocab = vocabulary()
+    rows = []
+    for (name, label), res in results.items():
+        seed = res.source.get("world_seed")
+        if seed is None or not res.config.uses_backbone:
+            continue
+        size = res.states[0].size[0]
+        for k in range(1, len(res.states)):
+            sc = score_prompt(res.prompts[k - 1], world.window_words(seed, res.windows[k], size), vocab)
+            for metric in ("precision", "recall", "hallucination"):
+                v = getattr(sc, metric)
+                rows.append({"image": name, "method": label, "k": k, "magnification": res.magnifications[k],
+                             "metric": metric, "value": math.nan if v is None else v})
+    return rows
+
+
+def extractor_views(n_per_zoom: int, zooms: Sequence[float], process_size: int = 256, seed: int = 0) -> list[dict]:
+    """Held-out (test-split) ZoomWorld views as an extractor sees them in a chain at ``process_size``:
+    {'coarse', 'zoomed' (the view's process_size/4 px of information, bicubic-upsampled), 'words' (at
+    process_size), 'zoom', 'seed', 'window'}."""
+    import numpy as np
+    from . import world
+    from .geometry import resize
+    from .world.datasets import sample_specs
+    rng = np.random.default_rng([seed, 51])
+    out = []
+    for z in zooms:
+        for spec in sample_specs("test", n_per_zoom, [z], rng):
+            w = world.view_window(spec.center, spec.zoom)
+            out.append({"coarse": world.render_window(spec.seed, world.view_window(spec.center, z / 4), process_size),
+                        "zoomed": resize(world.render_window(spec.seed, w, process_size // 4), process_size, "bicubic"),
+                        "words": world.window_words(spec.seed, w, process_size), "zoom": z, "seed": spec.seed,
+                        "window": w})
+    return out
+
+
+def extractor_scores(views: Sequence[dict], specs: Sequence[str], device: str = "auto", progress: bool = True,
+                     prompt_options: Mapping[str, object] | None = None) -> list[dict]:
+    """Each extractor (CLI spec: null, dape, vlm-single, vlm, oracle, ...) on each view; rows
+    {extractor, zoom, prompt, precision, recall, hallucination} (precision and hallucination NaN
+    when the prompt names no vocabulary word)."""
+    from tqdm.auto import tqdm
+    from .metrics.truth import score_prompt
+    from .prompts import PromptContext, make_prompt_extractor
+    from .world.vocab import vocabulary
+    vocab = vocabulary()
+    rows = []
+    for spec in specs:
+        ex = make_prompt_extractor(spec, device=device, **(prompt_options or {}))
+        for v in tqdm(views, desc=spec, disable=not progress):
+            ctx = PromptContext(zoomed=v["zoomed"], previous=v["coarse"], step=1, window=v["window"],
+                                source={"world_seed": v["seed"]})
+            prompt = ex(ctx)
+            sc = score_prompt(prompt, v["words"], vocab)
+            rows.append({"extractor": spec, "zoom": v["zoom"], "prompt": prompt, "recall": sc.recall,
+                         "precision": math.nan if sc.precision is None else sc.precision,
+                         "hallucination": math.nan if sc.hallucination is None else sc.hallucination})
+    return rows
+
+
+def hallucination_table(rows: Sequence[dict], key: str, metrics: Sequence[str] = ("precision", "recall", "hallucination"),
+                        ) -> tuple[list[str], list[list]]:
+    """Rows from ``extractor_scores`` (key 'extractor', per 'zoom') or ``chain_prompt_scores``
+    (key 'method', per 'magnification'): mean of each metric per source and scale (NaNs left out)."""
+    if rows and "metric" in rows[0]:  # long format (chain rows) -> wide
+        wide: dict[tuple, dict] = {}
+        for r in rows:
+            wide.setdefault((r["image"], r["method"], r["magnification"]), {"method": r["method"], "zoom": r["magnification"]})[r["metric"]] = r["value"]
+        rows = list(wide.values())
+    sources = list(dict.fromkeys(r[key] for r in rows))
+    zooms = sorted({r["zoom"] for r in rows})
+    header = [key] + [f"{m} {z:g}x" for m in metrics for z in zooms]
+    out = []
+    for src in sources:
+        row: list = [src]
+        for m in metrics:
+            for z in zooms:
+                vals = [r[m] for r in rows if r[key] == src and r["zoom"] == z and not math.isnan(r[m])]
+                row.append(sum(vals) / len(vals) if vals else None)
+        out.append(row)
+    return header, out
+
+
+def figure8(results: Mapping[tuple[str, str], ChainResult], image: str, methods: Sequence[str], wrap: int = 28):
+    """Figure-8-style grid: one row per prompt source, columns the zoom levels; under each state the
+    prompt that produced it (c_k), so a hallucinated word shows where it enters the chain."""
+    import textwrap
+    import matplotlib.pyplot as plt
+    first = results[(image, methods[0])]
+    n = len(first.states) - 1
+    fig, axes = plt.subplots(len(methods), n, figsize=(2.6 * n, 3.1 * len(methods)), squeeze=False)
+    for i, label in enumerate(methods):
+        res = results[(image, label)]
+        for k in range(1, n + 1):
+            ax = axes[i][k - 1]
+            ax.imshow(res.states[k], interpolation="nearest")
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.set_xlabel(textwrap.fill(res.prompts[k - 1] or "(empty)", wrap), fontsize=7)
+            if i == 0:
+                ax.set_title(f"{res.magnifications[k]}x", fontsize=10)
+            if k == 1:
+                ax.set_ylabel(label, fontsize=9)
     fig.tight_layout()
     return fig

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Sequence
 
 
 def project_root() -> Path:
@@ -23,3 +24,18 @@ def resolve(path: str | os.PathLike) -> Path:
 def cache_root() -> Path:
     """Chain-result cache: $COZ_CHAIN_CACHE, else build/cache/chains."""
     return Path(os.environ.get("COZ_CHAIN_CACHE") or resolve("build/cache/chains"))
+
+
+def folder_hash(folder: Path, extra: Sequence[Path] = (), full_below: int = 64 << 20) -> str:
+    """A short hash of a weights folder and extra files or folders (the chain's cache key): contents
+    of files under 64 MB, name and size of bigger ones (hashing SD3's 10+ GB on every load would take
+    minutes)."""
+    import hashlib
+    extra = [q for e in extra for q in (sorted(x for x in Path(e).rglob("*") if x.is_file()) if Path(e).is_dir() else [Path(e)])]
+    h = hashlib.sha256()
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in (".safetensors", ".bin", ".json", ".pkl", ".pt"))
+    for p in [*files, *extra]:
+        h.update(str(p.relative_to(folder) if p.is_relative_to(folder) else p.name).encode())
+        size = p.stat().st_size
+        h.update(hashlib.sha256(p.read_bytes()).digest() if size < full_below else str(size).encode())
+    return h.hexdigest()[:16]

@@ -24,7 +24,8 @@ def parameter_names(nb) -> set[str]:
 
 
 def test_there_are_notebooks():
-    assert {p.stem for p in NOTEBOOKS} >= {"00_quickstart", "01_ar2_scale_states", "05_zoomworld_ground_truth",
+    assert {p.stem for p in NOTEBOOKS} >= {"00_quickstart", "01_ar2_scale_states", "02_prompt_extraction",
+                                          "05_zoomworld_ground_truth",
                                           "06_sr_backbone", "90_zoom_explorer"}
 
 
@@ -63,8 +64,12 @@ def test_notebooks_execute_with_smoke_params(tmp_path):
     for name in ("table1_zoomworld.csv", "zoomworld_ambiguity.csv", "zoomworld_energy.csv",
                  "zoomworld_truth_chain.png", "fig5_zoomworld.png", "osediff_one_step.png", "osediff_lora.md",
                  "osediff_training.png", "table1_zoomworld_osediff.csv", "osediff_prompts_matter.csv",
-                 "fig5_zoomworld_osediff.png"):
+                 "fig5_zoomworld_osediff.png", "prompt_hallucination.csv", "table1_prompts_zoomworld.csv",
+                 "prompt_hallucination_chains.csv", "figure8_zoomworld.png", "vlm_training.png"):
         assert (figures / name).is_file(), name
+    halluc = (figures / "prompt_hallucination.csv").read_text().splitlines()
+    assert halluc[0] == "extractor,precision 4x,precision 64x,recall 4x,recall 64x,hallucination 4x,hallucination 64x"
+    assert [r.split(",")[0] for r in halluc[1:]] == ["null", "dape", "vlm-single", "vlm", "oracle"]
     osediff = (figures / "table1_zoomworld_osediff.csv").read_text().splitlines()
     assert osediff[0].startswith("method,PIQE 4x") and len(osediff) == 8
     table = (figures / "table1_photos.csv").read_text().splitlines()

@@ -22,7 +22,6 @@ the peft-wrapped encoder's whole state dict, adapter ``default_encoder``, lora_a
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -296,18 +295,6 @@ class OSEDiffSD3:
 
 # -- loading -------------------------------------------------------------------------------------
 
-def _folder_hash(folder: Path, extra: Sequence[Path] = (), full_below: int = 64 << 20) -> str:
-    """A short hash of a weights folder and LoRA files (the chain's cache key): contents of files
-    under 64 MB, name and size of bigger ones (hashing SD3's 10+ GB on every load would take minutes)."""
-    h = hashlib.sha256()
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in (".safetensors", ".bin", ".json", ".pkl", ".pt"))
-    for p in [*files, *extra]:
-        h.update(str(p.relative_to(folder) if p.is_relative_to(folder) else p.name).encode())
-        size = p.stat().st_size
-        h.update(hashlib.sha256(p.read_bytes()).digest() if size < full_below else str(size).encode())
-    return h.hexdigest()[:16]
-
-
 def resolve_sd3(source: str | os.PathLike | None) -> str:
     """A local SD3 diffusers folder, or the repo id when it is in the HF cache; else a clear error."""
     src = str(source or os.environ.get("COZ_SD3") or SD3_REPO)
@@ -376,7 +363,8 @@ def load_osediff(folder: str | os.PathLike, lora: str | os.PathLike | None, vae_
         for enc in (pipe.text_encoder, pipe.text_encoder_2, pipe.text_encoder_3):
             if enc is not None:
                 enc.to(text_device)
-    ident = f"{name}:{_folder_hash(folder, extra)}:{dtype}:t5={not drop_t5}:{options.posterior}"
+    from ..paths import folder_hash
+    ident = f"{name}:{folder_hash(folder, extra)}:{dtype}:t5={not drop_t5}:{options.posterior}"
     model = OSEDiffSD3(pipe, options, name, ident, device, text_device)
     model.lora_targets = names
     return model

@@ -47,22 +47,24 @@ class ExtractorInfo:
     factory: Callable[..., PromptExtractor]
     availability: Callable[[], str | None]
     takes_argument: bool = False
+    options: tuple[str, ...] = ()   # keyword options the factory takes (e.g. vlm, vlm_lora)
 
 
 _REGISTRY: dict[str, ExtractorInfo] = {}
 
 
 def register(name: str, summary: str, availability: Callable[[], str | None] = lambda: None,
-             takes_argument: bool = False):
-    """Decorator adding an extractor factory ``factory(arg: str | None, device: str)`` to the registry."""
+             takes_argument: bool = False, options: tuple[str, ...] = ()):
+    """Decorator adding an extractor factory ``factory(arg: str | None, device: str, **options)`` to
+    the registry (``options``: the keyword options it accepts)."""
     def deco(factory):
-        _REGISTRY[name] = ExtractorInfo(name, summary, factory, availability, takes_argument)
+        _REGISTRY[name] = ExtractorInfo(name, summary, factory, availability, takes_argument, options)
         return factory
     return deco
 
 
 def registry() -> dict[str, ExtractorInfo]:
-    from . import oracle, simple  # noqa: F401
+    from . import dape, oracle, simple, vlm  # noqa: F401
     return dict(_REGISTRY)
 
 
@@ -72,8 +74,9 @@ def parse_prompt_spec(spec: str) -> tuple[str, str | None]:
     return name.strip(), (arg if sep else None)
 
 
-def make_prompt_extractor(spec: str, device: str = "auto") -> PromptExtractor:
-    """Build an extractor from a CLI-style spec such as ``null`` or ``fixed:TEXT``."""
+def make_prompt_extractor(spec: str, device: str = "auto", **options) -> PromptExtractor:
+    """Build an extractor from a CLI-style spec such as ``null`` or ``fixed:TEXT``. ``options`` (e.g.
+    ``vlm=DIR``) go to the extractors that take them; None values are left out."""
     name, arg = parse_prompt_spec(spec)
     reg = registry()
     if name not in reg:
@@ -84,7 +87,7 @@ def make_prompt_extractor(spec: str, device: str = "auto") -> PromptExtractor:
         raise ConfigError(f"--prompt {name} needs text: --prompt {name}:TEXT")
     if not info.takes_argument and arg is not None:
         raise ConfigError(f"--prompt {name} takes no ':' argument")
-    return info.factory(arg=arg, device=device)
+    return info.factory(arg=arg, device=device, **{k: v for k, v in options.items() if k in info.options and v is not None})
 
 
 def with_user_prompt(extracted: str, user_prompt: str | None) -> str:

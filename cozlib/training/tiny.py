@@ -28,7 +28,22 @@ TINY = {
     "scheduler": dict(num_train_timesteps=1000, shift=3.0),
     "clip_max_length": 32,   # tokens; the T5 length is the same (OSEDiffOptions.max_sequence_length)
     "vocab_size": 512,
+    # Qwen2.5-VL (the prompt extractor): 2 text layers, 2 vision blocks; images at 112 px are 8x8
+    # patches of 14 px, merged 2x2: 16 tokens each (Qwen2.5-VL-3B sees a 512 px state as 324)
+    "qwen_vl": {
+        "text": dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
+                     num_key_value_heads=2, max_position_embeddings=1024,
+                     rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 6, 6]}),
+        "vision": dict(depth=2, hidden_size=64, intermediate_size=128, num_heads=2, out_hidden_size=128,
+                       fullatt_block_indexes=[1], window_size=56),
+        "image_px": 112,
+        "vocab_size": 640,
+    },
 }
+
+#: Qwen2's special tokens the chat format and the vision placeholders use.
+QWEN_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+                "<|image_pad|>", "<|video_pad|>"]
 
 
 def tokenizer_corpus() -> list[str]:
@@ -48,6 +63,49 @@ def build_tokenizers(vocab_size: int, clip_max_length: int):
     clip.model_max_length = clip_max_length
     t5 = T5Tokenizer(extra_ids=0).train_new_from_iterator(corpus, vocab_size=vocab_size)
     return clip, clip, t5
+
+
+def build_qwen_tokenizer(vocab_size: int):
+    """A byte-level BPE tokenizer (Qwen2's kind) trained on ZoomWorld's words and the two system texts,
+    wrapped as transformers' Qwen2Tokenizer, with our chat template (prompts.vlm.CHAT_TEMPLATE)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import Qwen2Tokenizer
+    from ..prompts.vlm import CHAT_TEMPLATE, MULTISCALE_SYSTEM, SINGLE_SYSTEM
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=QWEN_SPECIAL,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(tokenizer_corpus() + [MULTISCALE_SYSTEM, SINGLE_SYSTEM, "system user assistant"], trainer)
+    qt = Qwen2Tokenizer(tokenizer_object=tok, unk_token=None, bos_token=None, eos_token="<|im_end|>",
+                        pad_token="<|endoftext|>")
+    qt.chat_template = CHAT_TEMPLATE
+    return qt
+
+
+def build_qwen_vl(seed: int = 0):
+    """(Qwen2_5_VLForConditionalGeneration of the TINY sizes with seeded random weights, its processor)."""
+    import torch
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+    from transformers.models.qwen2_vl import Qwen2VLImageProcessorPil
+    from ..prompts.vlm import CHAT_TEMPLATE, image_only_processor_class
+    t = TINY["qwen_vl"]
+    tok = build_qwen_tokenizer(t["vocab_size"])
+    ids = {s: tok.convert_tokens_to_ids(s) for s in QWEN_SPECIAL}
+    cfg = Qwen2_5_VLConfig(
+        text_config=dict(vocab_size=len(tok), bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"],
+                         pad_token_id=ids["<|endoftext|>"], **t["text"]),
+        vision_config=t["vision"], image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
+    torch.manual_seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration(cfg)
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    model.generation_config.eos_token_id = ids["<|im_end|>"]
+    px = t["image_px"] ** 2
+    proc = image_only_processor_class()(Qwen2VLImageProcessorPil(min_pixels=px, max_pixels=px), tok,
+                                        chat_template=CHAT_TEMPLATE)
+    tok.padding_side = "left"
+    return model, proc
 
 
 def build_pipeline(seed: int = 0):

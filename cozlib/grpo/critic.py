@@ -1,0 +1,129 @@
+"""The critic of GRPO's R_critic (PAPER.md section 4): a VLM that sees the two crops and a candidate
+prompt and answers a score from 0 to 100.
+
+The paper's critic is InternVL2.5-8B (Qwen2.5-VL-7B-Instruct in its robustness study); its
+instruction text is unknown. Ours is CRITIC_INSTRUCTION, the same at both scales:
+* paper scale: Qwen2.5-VL-7B-Instruct from a folder or the HF cache (``COZ_CRITIC`` / ``critic=DIR``;
+  InternVL2.5-8B needs remote code, which this project does not run);
+* demo scale: a tiny Qwen2.5-VL trained here (``cozlib.training.grpo.train_critic``) to answer
+  ``truth_score``, the F1 of the prompt's words against ZoomWorld's true words; it learns that
+  only approximately, like a real critic, and its agreement with the truth is measured.
+"""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Sequence
+
+from PIL import Image
+
+from ..errors import MissingWeightsError
+
+CRITIC_REPO = "Qwen/Qwen2.5-VL-7B-Instruct"
+DEMO_DIR = "data/weights/critic-demo"
+
+#: Our critic instruction (the paper's text is unknown): the two crops first, then this.
+CRITIC_INSTRUCTION = ("The second image is a zoom-in of the first image. How well do these words describe "
+                      "what is in the second image: \"{prompt}\"? Answer with one number from 0 (not at all) "
+                      "to 100 (exactly).")
+
+
+def critic_messages(prompt: str) -> list[dict]:
+    """A user turn holding the two crops (coarser first), then the instruction with the candidate."""
+    return [{"role": "user", "content": [{"type": "image"}, {"type": "image"},
+                                         {"type": "text", "text": CRITIC_INSTRUCTION.format(prompt=prompt)}]}]
+
+
+def truth_score(prompt: str, truth: dict[str, float]) -> float:
+    """What an ideal critic would answer: 100 x F1 of the prompt's vocabulary words against the true
+    words (0 for a prompt naming nothing; words outside the vocabulary count as wrong)."""
+    from ..metrics.truth import prompt_words
+    from ..world.vocab import vocabulary
+    named, unknown = prompt_words(prompt, vocabulary())
+    hit = len(named & set(truth))
+    n_pred = len(named) + unknown
+    if hit == 0 or n_pred == 0 or not truth:
+        return 0.0
+    p, r = hit / n_pred, hit / len(truth)
+    return 100.0 * 2 * p * r / (p + r)
+
+
+def candidate_prompts(truth: str, rng: random.Random, k: int = 3) -> list[str]:
+    """Prompts of varied quality for one view (the critic's training material): the truth, subsets
+    of it, with wrong words of the same levels mixed in, wrong only, empty, and repetitive ones."""
+    from ..prompts.oracle import wrong_word
+    from ..world.vocab import vocabulary
+    true = [w for w in truth.split(", ") if w]
+    vocab = vocabulary()
+    out = []
+    for _ in range(k):
+        kind = rng.random()
+        keep = [w for w in true if rng.random() < 0.7]
+        if kind < 0.15:
+            words = list(true)
+        elif kind < 0.55:
+            words = keep + [wrong_word(w) for w in true if rng.random() < 0.4]
+        elif kind < 0.75:
+            words = keep + rng.sample(vocab, rng.randint(1, 3))
+        elif kind < 0.9:
+            words = [wrong_word(w) for w in true] or rng.sample(vocab, 2)
+        elif kind < 0.95:
+            words = []
+        else:
+            words = (keep or rng.sample(vocab, 1)) * 3
+        if kind < 0.95:
+            rng.shuffle(words)
+        out.append(", ".join(words))
+    return out
+
+
+class VLMCritic:
+    """``rate(image_pairs, prompts) -> answers``: the critic's raw text, batched greedy generation."""
+
+    def __init__(self, model, processor, weights_id: str, max_new_tokens: int = 6, batch: int = 16) -> None:
+        self.model, self.processor, self.weights_id = model, processor, weights_id
+        self.max_new_tokens, self.batch = max_new_tokens, batch
+
+    def rate(self, image_pairs: Sequence[Sequence[Image.Image]], prompts: Sequence[str]) -> list[str]:
+        import torch
+        out: list[str] = []
+        for i in range(0, len(prompts), self.batch):
+            pairs, texts = image_pairs[i:i + self.batch], prompts[i:i + self.batch]
+            chats = [self.processor.apply_chat_template(critic_messages(t), add_generation_prompt=True, tokenize=False)
+                     for t in texts]
+            inputs = self.processor(text=chats, images=[[im.convert("RGB") for im in p] for p in pairs],
+                                    return_tensors="pt", padding=True).to(self.model.device)
+            with torch.inference_mode():
+                gen = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
+            out += self.processor.batch_decode(gen[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+        return out
+
+    def scores(self, image_pairs, prompts) -> list[float | None]:
+        from .rewards import parse_score
+        return [parse_score(a) for a in self.rate(image_pairs, prompts)]
+
+
+def demo_folder() -> Path:
+    from ..paths import resolve
+    return resolve(os.environ.get("COZ_CRITIC_DEMO") or DEMO_DIR)
+
+
+def load_critic(source: str | os.PathLike | None = None, device: str = "auto") -> VLMCritic:
+    """The demo critic (default), or Qwen2.5-VL-7B-Instruct from a folder / the HF cache (``source`` or
+    COZ_CRITIC)."""
+    from ..paths import folder_hash
+    from ..prompts.vlm import load_vlm, resolve_vlm
+    source = source or os.environ.get("COZ_CRITIC")
+    if source:
+        try:
+            folder = resolve_vlm(source)
+        except MissingWeightsError as e:
+            raise MissingWeightsError(f"critic weights not found: {e}. For the paper-scale critic put {CRITIC_REPO} "
+                                      "in a folder and pass it (COZ_CRITIC=DIR)") from None
+    else:
+        folder = demo_folder()
+        if not (folder / "config.json").is_file():
+            raise MissingWeightsError(f"{folder} is missing: run `make weights` (it trains the demo critic)")
+    model, proc = load_vlm(folder, None, device)
+    return VLMCritic(model, proc, folder_hash(Path(folder)))

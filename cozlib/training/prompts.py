@@ -1,0 +1,278 @@
+"""Training the demo prompt extractors (``make weights``): the tiny Qwen2.5-VL and the DAPE-like tagger.
+
+Data: ZoomWorld train-split views at zooms 2x-1024x, each as the chain presents it to an extractor
+at process size 256: the coarser state (the view at zoom/4, resized to the VLM's 112 px) and the
+zoomed input (the view's 64 px of information, bicubic-upsampled to 112 px, as the chain's 64 px
+crop upsampled to 256), and the target = the view's true words at 256 px (``truth_prompt``).
+
+* VLM (supervised fine-tuning, next-token cross-entropy on the answer: PAPER.md section 1's VLM
+  loss): two variants of the same tiny Qwen2.5-VL, ``multiscale`` (the paper's message with both
+  images) and ``single`` (the single-image message, zoomed input only).
+* Tagger (the demo DAPE): binary cross-entropy per vocabulary word, zoomed input only.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..imageio import save_torch
+from .loop import Stage, autocast, cosine_lr
+
+
+@dataclass
+class PromptTrainConfig:
+    out_vlm: str = "data/weights/vlm-demo"
+    out_dape: str = "data/weights/dape-demo"
+    work: str = "build/train/prompts"
+    image_px: int = 112
+    process_size: int = 256      # the chain's state size: the words are those visible at this size
+    samples: int = 6000
+    val_samples: int = 240
+    zoom_exponents: tuple = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)   # zoom = 2 ** k: 2x .. 1024x
+    steps_vlm: int = 1500
+    batch_vlm: int = 16
+    lr_vlm: float = 1e-3
+    steps_dape: int = 1200
+    batch_dape: int = 32
+    dape_px: int = 64            # the tagger's input: the zoomed view holds process_size/4 px of information
+    lr_dape: float = 2e-3
+    variants: list = field(default_factory=lambda: ["multiscale", "single"])
+    seed: int = 0
+    device: str = "auto"
+    workers: int = 2
+
+    @classmethod
+    def smoke(cls, **kw) -> "PromptTrainConfig":
+        base = dict(samples=24, val_samples=8, steps_vlm=4, batch_vlm=2, steps_dape=4, batch_dape=4, workers=1)
+        base.update(kw)
+        return cls(**base)
+
+
+# -- data ---------------------------------------------------------------------------------------
+
+def _render(spec, image_px: int, process_size: int):
+    import torch
+    from ..geometry import resize
+    from ..prompts.oracle import truth_prompt
+    from ..world import render_window, view_window, window_words
+    torch.set_num_threads(1)
+    w = view_window(spec.center, spec.zoom)
+    coarse = render_window(spec.seed, view_window(spec.center, spec.zoom / 4), image_px)
+    zoomed = resize(render_window(spec.seed, w, process_size // 4), image_px, "bicubic")
+    words = window_words(spec.seed, w, process_size)
+    return np.asarray(coarse), np.asarray(zoomed), truth_prompt(words), words
+
+
+def make_samples(cfg: PromptTrainConfig, split: str, n: int) -> dict:
+    """{'coarse', 'zoomed': uint8 [N, S, S, 3], 'prompt': [str], 'words': [{word: area}], 'zoom': [float]}."""
+    import functools
+    from ..world.datasets import sample_specs
+    rng = np.random.default_rng([cfg.seed, 21, ["train", "val", "test"].index(split)])
+    specs = sample_specs(split, n, [2.0 ** k for k in cfg.zoom_exponents], rng)
+    fn = functools.partial(_render, image_px=cfg.image_px, process_size=cfg.process_size)
+    if cfg.workers > 1 and n >= 4 * cfg.workers:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(cfg.workers, mp_context=multiprocessing.get_context("fork")) as ex:
+            rows = list(ex.map(fn, specs, chunksize=max(1, n // (8 * cfg.workers))))
+    else:
+        rows = [fn(s) for s in specs]
+    return {"coarse": np.stack([r[0] for r in rows]), "zoomed": np.stack([r[1] for r in rows]),
+            "prompt": [r[2] for r in rows], "words": [r[3] for r in rows], "zoom": [s.zoom for s in specs]}
+
+
+def cached_samples(cfg: PromptTrainConfig, split: str, n: int, log=print) -> dict:
+    import torch
+    path = Path(cfg.work) / f"samples-{split}-{n}-{cfg.image_px}-{cfg.process_size}-{cfg.seed}.pt"
+    if path.is_file():
+        return torch.load(path, weights_only=False)
+    t = time.perf_counter()
+    data = make_samples(cfg, split, n)
+    save_torch(data, path)
+    log(f"[data] {split}: {n} extractor samples rendered in {time.perf_counter() - t:.0f} s")
+    return data
+
+
+def _pil(a):
+    from PIL import Image
+    return Image.fromarray(a)
+
+
+# -- the VLM ------------------------------------------------------------------------------------
+
+def sft_batch(processor, messages: list[list[dict]], images: list[list], answers: list[str]):
+    """Processor inputs with ``labels``: each chat (``messages``, with the generation prompt) + its
+    answer + <|im_end|>; the loss is on the answer only (left padding puts every answer at the end
+    of its row)."""
+    import torch
+    tok = processor.tokenizer
+    heads = [processor.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m in messages]
+    end = tok.eos_token
+    inputs = processor(text=[h + a + end for h, a in zip(heads, answers)], images=images, return_tensors="pt", padding=True)
+    labels = torch.full_like(inputs["input_ids"], -100)
+    for i, a in enumerate(answers):
+        n = len(tok(a + end, add_special_tokens=False)["input_ids"])
+        labels[i, -n:] = inputs["input_ids"][i, -n:]
+    inputs["labels"] = labels
+    return inputs
+
+
+def train_vlm(data: dict, cfg: PromptTrainConfig, variant: str, device: str, log=print):
+    """Supervised fine-tuning of a fresh tiny Qwen2.5-VL (one variant); returns (model, processor, stage)."""
+    import torch
+    from ..prompts.vlm import vlm_messages
+    from .tiny import build_qwen_vl
+    multiscale = variant == "multiscale"
+    model, proc = build_qwen_vl(cfg.seed)
+    model.to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr_vlm, weight_decay=0.01)
+    stage = Stage(f"vlm-{variant}", cfg.steps_vlm, Path(cfg.work) / "ckpt", {"model": model, "opt": opt})
+
+    def step(i: int) -> dict:
+        g = np.random.default_rng([cfg.seed, 31, i])
+        idx = g.integers(0, len(data["prompt"]), cfg.batch_vlm)
+        images = [[_pil(data["coarse"][j]), _pil(data["zoomed"][j])] if multiscale else [_pil(data["zoomed"][j])]
+                  for j in idx]
+        inputs = sft_batch(proc, [vlm_messages(multiscale)] * len(idx), images, [data["prompt"][j] for j in idx]).to(device)
+        for grp in opt.param_groups:
+            grp["lr"] = cosine_lr(i, cfg.steps_vlm, cfg.lr_vlm)
+        with autocast(device):
+            loss = model(**inputs).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        return {"ce": loss.item()}
+
+    stage.run(step, log)
+    model.eval()
+    return model, proc, stage
+
+
+# -- the tagger ---------------------------------------------------------------------------------
+
+def train_tagger(data: dict, cfg: PromptTrainConfig, device: str, log=print):
+    """The demo DAPE: multi-label BCE on the zoomed input; returns (Tagger, stage)."""
+    import torch
+    import torch.nn.functional as F
+    from ..prompts.dape import Tagger, make_tagger_net
+    from ..world.vocab import vocabulary
+    words = vocabulary()
+    index = {w: k for k, w in enumerate(words)}
+    target = torch.zeros(len(data["prompt"]), len(words))
+    for r, truth in enumerate(data["prompt"]):
+        for w in (x for x in truth.split(", ") if x):
+            target[r, index[w]] = 1.0
+    x_all = F.interpolate(torch.from_numpy(data["zoomed"]).permute(0, 3, 1, 2).float(), size=cfg.dape_px,
+                          mode="bicubic", antialias=True).round().clamp(0, 255).to(torch.uint8)
+    torch.manual_seed(cfg.seed)
+    net = make_tagger_net(len(words)).to(device).train()
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr_dape, weight_decay=1e-4)
+    stage = Stage("dape", cfg.steps_dape, Path(cfg.work) / "ckpt", {"net": net, "opt": opt})
+
+    def step(i: int) -> dict:
+        g = np.random.default_rng([cfg.seed, 41, i])
+        idx = torch.from_numpy(g.integers(0, len(target), cfg.batch_dape))
+        x = x_all[idx].to(device).float() / 127.5 - 1
+        if g.random() < 0.5:
+            x = x.flip(-1)
+        for grp in opt.param_groups:
+            grp["lr"] = cosine_lr(i, cfg.steps_dape, cfg.lr_dape)
+        loss = F.binary_cross_entropy_with_logits(net(x), target[idx].to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"bce": loss.item()}
+
+    stage.run(step, log)
+    return Tagger(net.eval(), words, cfg.dape_px, 0.5, device), stage
+
+
+# -- evaluation and export ----------------------------------------------------------------------
+
+def score_prompts(prompts: list[str], data: dict) -> dict:
+    """Mean precision, recall and hallucination rate of prompts against the samples' true words,
+    overall and per zoom ({zoom: {...}}); hallucination = 1 - precision over prompts naming a word."""
+    from ..metrics.truth import score_prompt
+    from ..world.vocab import vocabulary
+    vocab = vocabulary()
+    rows = [(z, score_prompt(p, w, vocab)) for p, w, z in zip(prompts, data["words"], data["zoom"])]
+
+    def summary(rs) -> dict:
+        prec = [s.precision for _, s in rs if s.precision is not None]
+        return {"precision": float(np.mean(prec)) if prec else math.nan,
+                "recall": float(np.mean([s.recall for _, s in rs])),
+                "hallucination": float(1 - np.mean(prec)) if prec else math.nan, "n": len(rs)}
+
+    per = {f"{z:g}": summary([r for r in rows if r[0] == z]) for z in sorted(set(data["zoom"]))}
+    return {"all": summary(rows), "per_zoom": per}
+
+
+def vlm_prompts(model, proc, data: dict, multiscale: bool, batch: int = 32) -> list[str]:
+    from ..prompts.vlm import VLMPrompt
+    ex = VLMPrompt(model, proc, multiscale, "training")
+    out: list[str] = []
+    for i in range(0, len(data["prompt"]), batch):
+        sl = range(i, min(i + batch, len(data["prompt"])))
+        out += ex.generate([[_pil(data["coarse"][j]), _pil(data["zoomed"][j])] if multiscale else [_pil(data["zoomed"][j])]
+                            for j in sl])
+    return out
+
+
+def _manifest(cfg, stages, metrics, device, wall_s, what: str) -> dict:
+    import platform
+    import torch
+    from .sr import _device_name, _git_commit
+    return {"model": what, "code_commit": _git_commit(), "config": asdict(cfg), "device": _device_name(device),
+            "host": platform.node(), "torch": torch.__version__, "wall_s_all_stages": round(sum(s.wall_s for s in stages), 1),
+            "wall_s_this_run": round(wall_s, 1),
+            "stages": [{"name": s.name, "steps": s.steps, "wall_s": round(s.wall_s, 1),
+                        "final": s.history[-1] if s.history else None} for s in stages],
+            "data": {"train": f"{cfg.samples} ZoomWorld train-split views, zoom 2x-1024x",
+                     "validation": f"{cfg.val_samples} ZoomWorld val-split views"},
+            "metrics_val": metrics}
+
+
+def train(cfg: PromptTrainConfig, log=print) -> tuple[Path, Path]:
+    """Both VLM variants and the tagger, evaluated on the val split, exported with manifests."""
+    import transformers
+    from ..imageio import atomic_dir
+    from .tiny import TINY
+    from ..runtime import resolve_device, seed_everything
+    transformers.utils.logging.disable_progress_bar()
+    device = resolve_device(cfg.device)
+    t0 = time.perf_counter()
+    seed_everything(cfg.seed)
+    data = cached_samples(cfg, "train", cfg.samples, log)
+    val = cached_samples(cfg, "val", cfg.val_samples, log)
+    models, stages, metrics = {}, [], {}
+    for variant in cfg.variants:
+        model, proc, st = train_vlm(data, cfg, variant, device, log)
+        stages.append(st)
+        models[variant] = (model.to("cpu"), proc)
+        metrics[variant] = score_prompts(vlm_prompts(model, proc, val, variant == "multiscale"), val)
+        log(f"[eval] vlm-{variant}: {json.dumps(metrics[variant]['all'])}")
+    tagger, st = train_tagger(data, cfg, device, log)
+    tagger.net.to("cpu")
+    tagger.device = "cpu"
+    metrics_dape = score_prompts(tagger.tags([_pil(a) for a in val["zoomed"]]), val)
+    log(f"[eval] dape: {json.dumps(metrics_dape['all'])}")
+    wall = time.perf_counter() - t0
+    out_vlm, out_dape = Path(cfg.out_vlm), Path(cfg.out_dape)
+    with atomic_dir(out_vlm) as tmp:
+        for variant, (model, proc) in models.items():
+            model.save_pretrained(tmp / variant)
+            proc.save_pretrained(tmp / variant)
+        m = _manifest(cfg, stages, metrics, device, wall, "tiny Qwen2.5-VL (transformers class), SFT on ZoomWorld")
+        m["tiny"] = TINY["qwen_vl"]
+        (tmp / "manifest.json").write_text(json.dumps(m, indent=1) + "\n")
+        (tmp / "history.json").write_text(json.dumps({s.name: s.history for s in stages}) + "\n")
+    tagger.save(out_dape, {"manifest.json": json.dumps(
+        _manifest(cfg, [st], metrics_dape, device, wall, "DAPE-like CNN tagger on the zoomed input"), indent=1) + "\n"})
+    log(f"[done] {out_vlm}, {out_dape} in {wall / 60:.1f} min")
+    return out_vlm, out_dape
