@@ -110,7 +110,8 @@ def test_list_names_everything_and_what_is_missing(tmp_path):
     r = subprocess.run([sys.executable, "-m", "cozlib", "list"], capture_output=True, text=True,
                        env=dict(os.environ, TORCH_HOME=str(tmp_path)))
     assert r.returncode == 0
-    for name in ("realesrgan", "nearest", "bicubic", "null", "fixed:TEXT", "niqe", "piqe", "musiq", "clipiqa"):
+    for name in ("realesrgan", "nearest", "bicubic", "null", "fixed:TEXT", "niqe", "piqe", "musiq", "clipiqa",
+                 "vlm ", "vlm-single", "vlm-grpo", "dape", "oracle"):
         assert name in r.stdout
     assert "MISSING" in r.stdout and "niqe_modelparameters.mat" in r.stdout  # TORCH_HOME moved: niqe too
 
@@ -124,3 +125,20 @@ def test_zoom_full_image_writes_growing_states_and_tile_prompts(tmp_path, photo_
     assert Image.open(d / "scale1.png").size == (192, 192)
     tiles = json.loads((d / "tiles.json").read_text())
     assert len(tiles) == 1 and all(t["prompt"] == "sand" for t in tiles[0])
+
+
+@pytest.mark.parametrize("prompt, rec_type", [("vlm", "recursive_multiscale"), ("vlm-single", "recursive"),
+                                              ("vlm-grpo", "recursive_multiscale"), ("dape", "recursive_multiscale")])
+def test_zoom_world_with_each_learned_prompt_source(tmp_path, prompt, rec_type):
+    """The demo extractors from a fresh clone's committed weights, on a ZoomWorld input."""
+    r = cozlib("zoom", "world:1010000", "--out", tmp_path / "out", "--backbone", "osediff-demo", "--prompt", prompt,
+               "--rec-type", rec_type, "--steps", "2", "--process-size", "64", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    prompts = json.loads((tmp_path / "out" / "world-1010000" / "prompts.json").read_text())
+    assert len(prompts) == 2 and all(isinstance(p, str) for p in prompts)
+
+
+def test_multiscale_vlm_with_recursive_rec_type_says_what_to_use(tmp_path):
+    r = cozlib("zoom", "world:1010000", "--out", tmp_path / "out", "--backbone", "osediff-demo", "--prompt", "vlm",
+               "--rec-type", "recursive", "--steps", "1", "--process-size", "64", "--device", "cpu")
+    assert r.returncode != 0 and "vlm-single" in r.stderr and "Traceback" not in r.stderr

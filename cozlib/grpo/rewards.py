@@ -17,6 +17,12 @@ from __future__ import annotations
 import re
 from typing import Any, Callable, Sequence
 
+#: The paper's reward curves (its Figure 6), read off the plot: (step, value) points, approximate.
+PAPER_CURVES = {"critic": [(0, 0.75), (1200, 0.75), (3000, 0.87), (10500, 0.91)],
+                "phrase": [(0, 0.955), (2500, 1.0), (10500, 0.995)],
+                "repetition": [(0, -0.045), (2000, 0.0), (10500, -0.002)],
+                "total": [(0, 1.20), (10500, 1.41)]}
+
 #: Reward weights of the paper: critic, phrase exclusion, repetition.
 WEIGHTS = {"critic": 1.0, "phrase": 0.5, "repetition": 0.5}
 
@@ -99,3 +105,15 @@ def critic_reward(critic) -> Callable[..., list[float]]:
 def total_reward(critic: float, phrase: float, repetition: float, weights: dict = WEIGHTS) -> float:
     """R = 1.0 R_critic + 0.5 R_phrase + 0.5 R_rep."""
     return weights["critic"] * critic + weights["phrase"] * phrase + weights["repetition"] * repetition
+
+
+def reward_rows(texts: Sequence[str], critic_scores: Sequence[float | None] | None = None) -> list[list]:
+    """[text, R_critic, R_phrase, R_rep, R] per text (R_critic from the given 0-100 scores, or blank)."""
+    rows = []
+    for i, t in enumerate(texts):
+        c = None if critic_scores is None else critic_scores[i]
+        ph, rep = phrase_exclusion(t), repetition_penalty(t)
+        rc = None if c is None else c / 100.0
+        rows.append([t if t.strip() else repr(t), rc, ph, round(rep, 3),
+                     None if rc is None else round(total_reward(rc, ph, rep), 3)])
+    return rows

@@ -123,6 +123,21 @@ def critic_agreement(critic, data: dict, n_per_view: int = 2, seed: int = 1) -> 
             "spearman": corr(rank(s), rank(t)), "mae": float(np.abs(s - t).mean())}
 
 
+def critic_gaps(critic, extractor, data: dict) -> list[list]:
+    """[prompt, true words, critic score, truth score, critic - truth] for an extractor's prompts on
+    held-out views (multi-scale: coarser and zoomed view), the largest overpayment first."""
+    from ..grpo.critic import truth_score
+    pairs = [[_pil(data["coarse"][j]), _pil(data["zoomed"][j])] for j in range(len(data["prompt"]))]
+    prompts = extractor.generate(pairs)
+    scores = critic.scores(pairs, prompts)
+    rows = []
+    for p, t, w, c in zip(prompts, data["prompt"], data["words"], scores):
+        c = 0.0 if c is None else c
+        f1 = truth_score(p, w)
+        rows.append([p, t, round(c, 1), round(f1, 1), round(c - f1, 1)])
+    return sorted(rows, key=lambda r: -r[-1])
+
+
 # -- GRPO ---------------------------------------------------------------------------------------
 
 def grpo_dataset(data: dict, n: int | None = None):
@@ -159,8 +174,8 @@ def train_grpo(data: dict, critic, cfg: GRPOTrainConfig, device: str, log=print)
         learning_rate=cfg.learning_rate, beta=cfg.beta, temperature=cfg.temperature,
         reward_weights=[WEIGHTS["critic"], WEIGHTS["phrase"], WEIGHTS["repetition"]],
         logging_steps=1, save_steps=cfg.save_steps, save_total_limit=2, seed=cfg.seed, bf16=cuda,
-        use_cpu=not cuda, report_to="none", disable_tqdm=True, lr_scheduler_type="cosine", warmup_ratio=0.05,
-        gradient_checkpointing=False, dataloader_num_workers=0)
+        use_cpu=not cuda, report_to="none", disable_tqdm=True, lr_scheduler_type="cosine",
+        warmup_steps=max(1, cfg.steps // 20), dataloader_num_workers=0)
     trainer = GRPOTrainer(model=model, reward_funcs=[critic_reward(critic), phrase_reward(), repetition_reward()],
                           args=args, train_dataset=grpo_dataset(data), processing_class=proc, peft_config=lora_config(cfg))
     resume = any(out_dir.glob("checkpoint-*"))
