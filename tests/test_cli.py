@@ -127,18 +127,28 @@ def test_zoom_full_image_writes_growing_states_and_tile_prompts(tmp_path, photo_
     assert len(tiles) == 1 and all(t["prompt"] == "sand" for t in tiles[0])
 
 
-@pytest.mark.parametrize("prompt, rec_type", [("vlm", "recursive_multiscale"), ("vlm-single", "recursive"),
-                                              ("vlm-grpo", "recursive_multiscale"), ("dape", "recursive_multiscale")])
-def test_zoom_world_with_each_learned_prompt_source(tmp_path, prompt, rec_type):
-    """The demo extractors from a fresh clone's committed weights, on a ZoomWorld input."""
-    r = cozlib("zoom", "world:1010000", "--out", tmp_path / "out", "--backbone", "osediff-demo", "--prompt", prompt,
-               "--rec-type", rec_type, "--steps", "2", "--process-size", "64", "--device", "cpu")
+def test_zoom_world_with_the_vlm_prompt(tmp_path):
+    """The demo VLM from a fresh clone's committed weights, through the CLI, on a ZoomWorld input."""
+    r = cozlib("zoom", "world:1010000", "--out", tmp_path / "out", "--backbone", "osediff-demo", "--prompt", "vlm",
+               "--rec-type", "recursive_multiscale", "--steps", "2", "--process-size", "64", "--device", "cpu")
     assert r.returncode == 0, r.stderr
     prompts = json.loads((tmp_path / "out" / "world-1010000" / "prompts.json").read_text())
     assert len(prompts) == 2 and all(isinstance(p, str) for p in prompts)
 
 
-def test_multiscale_vlm_with_recursive_rec_type_says_what_to_use(tmp_path):
-    r = cozlib("zoom", "world:1010000", "--out", tmp_path / "out", "--backbone", "osediff-demo", "--prompt", "vlm",
-               "--rec-type", "recursive", "--steps", "1", "--process-size", "64", "--device", "cpu")
-    assert r.returncode != 0 and "vlm-single" in r.stderr and "Traceback" not in r.stderr
+@pytest.mark.parametrize("prompt, rec_type", [("vlm-single", "recursive"), ("vlm-grpo", "recursive_multiscale"),
+                                              ("dape", "recursive_multiscale")])
+def test_each_learned_prompt_source_runs_in_a_chain(prompt, rec_type):
+    """The other committed extractors in process (the CLI path is the same registry)."""
+    from cozlib import experiments
+    from cozlib.chain import ChainConfig, run_chain
+    from cozlib.backbones import make_backbone
+    from cozlib.prompts import make_prompt_extractor
+    from cozlib.world.vocab import vocabulary
+    images, sources = experiments.world_inputs([1010000], 64)
+    res = run_chain(images["world-1010000"], ChainConfig(rec_type=rec_type, steps=2, process_size=64),
+                    make_backbone("osediff-demo", device="cpu"), make_prompt_extractor(prompt, device="cpu"),
+                    source=sources["world-1010000"])
+    assert len(res.prompts) == 2 and len(res.states) == 3
+    words = {w for p in res.prompts for w in p.split(", ") if w}
+    assert words <= set(vocabulary()) or prompt != "dape"  # the tagger names vocabulary words only
