@@ -34,3 +34,14 @@ def set_threads(n: int | None = None) -> None:
     n = n or int(os.environ.get("COZ_THREADS", "0") or 0)
     if n > 0:
         torch.set_num_threads(n)
+
+
+def parallel_map(fn, items: list, workers: int = 1) -> list:
+    """``[fn(x) for x in items]``, in ``workers`` forked processes when there is enough work (the
+    result does not depend on ``workers``; fork before any CUDA use)."""
+    if workers > 1 and len(items) >= 4 * workers:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as ex:
+            return list(ex.map(fn, items, chunksize=max(1, len(items) // (8 * workers))))
+    return [fn(x) for x in items]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .loop import Stage, autocast, cosine_lr
+from .prompts import view_images
 
 #: The released adapter's LoRA (PAPER.md section 3): the language model's projections only.
 LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
@@ -60,44 +60,21 @@ class GRPOTrainConfig:
         return cls(**base)
 
 
-def _pil(a):
-    from PIL import Image
-    return Image.fromarray(a)
-
-
 # -- the demo critic ----------------------------------------------------------------------------
 
 def train_critic(data: dict, cfg: GRPOTrainConfig, device: str, log=print):
     """A fresh tiny Qwen2.5-VL taught to answer truth_score; returns (model, processor, stage)."""
-    import torch
     from ..grpo.critic import candidate_prompts, critic_messages, truth_score
-    from .prompts import sft_batch
-    from .tiny import build_qwen_vl
-    model, proc = build_qwen_vl(cfg.seed + 7)
-    model.to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.critic_lr, weight_decay=0.01)
-    stage = Stage("critic", cfg.critic_steps, Path(cfg.work) / "ckpt", {"model": model, "opt": opt})
+    from .prompts import sft_stage
 
-    def step(i: int) -> dict:
+    def batch(i: int):
         rng = random.Random(cfg.seed * 1_000_003 + i)
         idx = [rng.randrange(len(data["prompt"])) for _ in range(cfg.critic_batch)]
         cands = [candidate_prompts(data["prompt"][j], rng, 1)[0] for j in idx]
-        answers = [str(round(truth_score(c, data["words"][j]))) for c, j in zip(cands, idx)]
-        images = [[_pil(data["coarse"][j]), _pil(data["zoomed"][j])] for j in idx]
-        inputs = sft_batch(proc, [critic_messages(c) for c in cands], images, answers).to(device)
-        for g in opt.param_groups:
-            g["lr"] = cosine_lr(i, cfg.critic_steps, cfg.critic_lr)
-        with autocast(device):
-            loss = model(**inputs).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        return {"ce": loss.item()}
+        return ([critic_messages(c) for c in cands], [view_images(data, j) for j in idx],
+                [str(round(truth_score(c, data["words"][j]))) for c, j in zip(cands, idx)])
 
-    stage.run(step, log)
-    model.eval()
-    return model, proc, stage
+    return sft_stage("critic", cfg.seed + 7, cfg.critic_steps, cfg.critic_lr, cfg.work, device, batch, log)
 
 
 def critic_agreement(critic, data: dict, n_per_view: int = 2, seed: int = 1) -> dict:
@@ -108,7 +85,7 @@ def critic_agreement(critic, data: dict, n_per_view: int = 2, seed: int = 1) -> 
     pairs, cands, truths = [], [], []
     for j in range(len(data["prompt"])):
         for c in candidate_prompts(data["prompt"][j], rng, n_per_view):
-            pairs.append([_pil(data["coarse"][j]), _pil(data["zoomed"][j])])
+            pairs.append(view_images(data, j))
             cands.append(c)
             truths.append(truth_score(c, data["words"][j]))
     scores = critic.scores(pairs, cands)
@@ -127,7 +104,7 @@ def critic_gaps(critic, extractor, data: dict) -> list[list]:
     """[prompt, true words, critic score, truth score, critic - truth] for an extractor's prompts on
     held-out views (multi-scale: coarser and zoomed view), the largest overpayment first."""
     from ..grpo.critic import truth_score
-    pairs = [[_pil(data["coarse"][j]), _pil(data["zoomed"][j])] for j in range(len(data["prompt"]))]
+    pairs = [view_images(data, j) for j in range(len(data["prompt"]))]
     prompts = extractor.generate(pairs)
     scores = critic.scores(pairs, prompts)
     rows = []
@@ -149,7 +126,7 @@ def grpo_dataset(data: dict, n: int | None = None):
     msgs = vlm_messages(True)
     msgs = [{"role": "system", "content": [{"type": "text", "text": msgs[0]["content"]}]}, msgs[1]]
     return Dataset.from_dict({"prompt": [msgs] * n,
-                              "images": [[_pil(data["coarse"][j]), _pil(data["zoomed"][j])] for j in range(n)],
+                              "images": [view_images(data, j) for j in range(n)],
                               "truth": data["prompt"][:n]})
 
 
@@ -187,11 +164,6 @@ def train_grpo(data: dict, critic, cfg: GRPOTrainConfig, device: str, log=print)
     return trainer, hist
 
 
-def policy_prompts(model, proc, data: dict) -> list[str]:
-    from .prompts import vlm_prompts
-    return vlm_prompts(model, proc, data, True)
-
-
 def train(cfg: GRPOTrainConfig, log=print) -> tuple[Path, Path]:
     """Critic, its agreement with the truth, GRPO, the policy before/after on held-out views; export
     the critic (a model folder) and the adapter (peft's format, as the released checkpoint) with manifests."""
@@ -203,7 +175,7 @@ def train(cfg: GRPOTrainConfig, log=print) -> tuple[Path, Path]:
     from ..paths import resolve
     from ..prompts.vlm import load_vlm
     from ..runtime import resolve_device, seed_everything
-    from .prompts import PromptTrainConfig, cached_samples, score_prompts
+    from .prompts import PromptTrainConfig, cached_samples, score_prompts, vlm_prompts
     from .sr import _device_name, _git_commit
     transformers.utils.logging.disable_progress_bar()
     device = resolve_device(cfg.device)
@@ -218,12 +190,12 @@ def train(cfg: GRPOTrainConfig, log=print) -> tuple[Path, Path]:
     agreement = critic_agreement(critic, val)
     log(f"[eval] critic vs truth on val: {json.dumps(agreement)}")
     before_model, before_proc = load_vlm(resolve(cfg.policy), None, device)
-    before = score_prompts(policy_prompts(before_model, before_proc, val), val)
+    before = score_prompts(vlm_prompts(before_model, before_proc, val, True), val)
     trainer, hist = train_grpo(data, critic, cfg, device, log)
     adapter = Path(cfg.work) / "adapter"
     trainer.model.save_pretrained(adapter)  # peft: adapter_config.json + adapter_model.safetensors
     tuned, _ = load_vlm(resolve(cfg.policy), adapter, device)  # through the same path as a released adapter
-    after = score_prompts(policy_prompts(tuned, before_proc, val), val)
+    after = score_prompts(vlm_prompts(tuned, before_proc, val, True), val)
     log(f"[eval] policy on val before GRPO: {json.dumps(before['all'])}; after: {json.dumps(after['all'])}")
     wall = time.perf_counter() - t0
     common = {"code_commit": _git_commit(), "device": _device_name(device), "host": platform.node(),
@@ -236,8 +208,10 @@ def train(cfg: GRPOTrainConfig, log=print) -> tuple[Path, Path]:
             **common, "config": asdict(cfg), "steps": cfg.critic_steps, "wall_s": round(cstage.wall_s, 1),
             "final": cstage.history[-1] if cstage.history else None, "agreement_val": agreement}, indent=1) + "\n")
     with atomic_dir(Path(cfg.out)) as tmp:
-        for f in ("adapter_config.json", "adapter_model.safetensors"):
-            (tmp / f).write_bytes((adapter / f).read_bytes())
+        (tmp / "adapter_model.safetensors").write_bytes((adapter / "adapter_model.safetensors").read_bytes())
+        acfg = json.loads((adapter / "adapter_config.json").read_text())
+        acfg["base_model_name_or_path"] = cfg.policy  # as configured (repo-relative), not this machine's path
+        (tmp / "adapter_config.json").write_text(json.dumps(acfg, indent=2) + "\n")
         (tmp / "manifest.json").write_text(json.dumps({
             "model": "GRPO LoRA adapter (peft format, as the released checkpoint-10000) on the demo multi-scale VLM",
             **common, "config": asdict(cfg), "policy": cfg.policy, "critic_agreement_val": agreement,

@@ -71,17 +71,12 @@ def _render(spec, image_px: int, process_size: int):
 def make_samples(cfg: PromptTrainConfig, split: str, n: int) -> dict:
     """{'coarse', 'zoomed': uint8 [N, S, S, 3], 'prompt': [str], 'words': [{word: area}], 'zoom': [float]}."""
     import functools
+    from ..runtime import parallel_map
     from ..world.datasets import sample_specs
     rng = np.random.default_rng([cfg.seed, 21, ["train", "val", "test"].index(split)])
     specs = sample_specs(split, n, [2.0 ** k for k in cfg.zoom_exponents], rng)
-    fn = functools.partial(_render, image_px=cfg.image_px, process_size=cfg.process_size)
-    if cfg.workers > 1 and n >= 4 * cfg.workers:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-        with ProcessPoolExecutor(cfg.workers, mp_context=multiprocessing.get_context("fork")) as ex:
-            rows = list(ex.map(fn, specs, chunksize=max(1, n // (8 * cfg.workers))))
-    else:
-        rows = [fn(s) for s in specs]
+    rows = parallel_map(functools.partial(_render, image_px=cfg.image_px, process_size=cfg.process_size), specs,
+                        cfg.workers)
     return {"coarse": np.stack([r[0] for r in rows]), "zoomed": np.stack([r[1] for r in rows]),
             "prompt": [r[2] for r in rows], "words": [r[3] for r in rows], "zoom": [s.zoom for s in specs]}
 
@@ -103,6 +98,11 @@ def _pil(a):
     return Image.fromarray(a)
 
 
+def view_images(data: dict, j: int, multiscale: bool = True) -> list:
+    """Sample ``j`` as the extractor sees it: [coarser view, zoomed view], or [zoomed view]."""
+    return [_pil(data["coarse"][j]), _pil(data["zoomed"][j])] if multiscale else [_pil(data["zoomed"][j])]
+
+
 # -- the VLM ------------------------------------------------------------------------------------
 
 def sft_batch(processor, messages: list[list[dict]], images: list[list], answers: list[str]):
@@ -122,25 +122,20 @@ def sft_batch(processor, messages: list[list[dict]], images: list[list], answers
     return inputs
 
 
-def train_vlm(data: dict, cfg: PromptTrainConfig, variant: str, device: str, log=print):
-    """Supervised fine-tuning of a fresh tiny Qwen2.5-VL (one variant); returns (model, processor, stage)."""
+def sft_stage(name: str, seed: int, steps: int, lr: float, work: str, device: str, batch_fn, log=print):
+    """Supervised fine-tuning of a fresh tiny Qwen2.5-VL (``build_qwen_vl(seed)``) as a resumable
+    Stage; ``batch_fn(step) -> (messages, images, answers)``. Returns (model, processor, stage)."""
     import torch
-    from ..prompts.vlm import vlm_messages
     from .tiny import build_qwen_vl
-    multiscale = variant == "multiscale"
-    model, proc = build_qwen_vl(cfg.seed)
+    model, proc = build_qwen_vl(seed)
     model.to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr_vlm, weight_decay=0.01)
-    stage = Stage(f"vlm-{variant}", cfg.steps_vlm, Path(cfg.work) / "ckpt", {"model": model, "opt": opt})
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    stage = Stage(name, steps, Path(work) / "ckpt", {"model": model, "opt": opt})
 
     def step(i: int) -> dict:
-        g = np.random.default_rng([cfg.seed, 31, i])
-        idx = g.integers(0, len(data["prompt"]), cfg.batch_vlm)
-        images = [[_pil(data["coarse"][j]), _pil(data["zoomed"][j])] if multiscale else [_pil(data["zoomed"][j])]
-                  for j in idx]
-        inputs = sft_batch(proc, [vlm_messages(multiscale)] * len(idx), images, [data["prompt"][j] for j in idx]).to(device)
+        inputs = sft_batch(proc, *batch_fn(i)).to(device)
         for grp in opt.param_groups:
-            grp["lr"] = cosine_lr(i, cfg.steps_vlm, cfg.lr_vlm)
+            grp["lr"] = cosine_lr(i, steps, lr)
         with autocast(device):
             loss = model(**inputs).loss
         opt.zero_grad(set_to_none=True)
@@ -152,6 +147,19 @@ def train_vlm(data: dict, cfg: PromptTrainConfig, variant: str, device: str, log
     stage.run(step, log)
     model.eval()
     return model, proc, stage
+
+
+def train_vlm(data: dict, cfg: PromptTrainConfig, variant: str, device: str, log=print):
+    """The extractor's SFT (one variant): the paper's message -> the true words."""
+    from ..prompts.vlm import vlm_messages
+    multiscale = variant == "multiscale"
+
+    def batch(i: int):
+        idx = np.random.default_rng([cfg.seed, 31, i]).integers(0, len(data["prompt"]), cfg.batch_vlm)
+        return ([vlm_messages(multiscale)] * len(idx), [view_images(data, j, multiscale) for j in idx],
+                [data["prompt"][j] for j in idx])
+
+    return sft_stage(f"vlm-{variant}", cfg.seed, cfg.steps_vlm, cfg.lr_vlm, cfg.work, device, batch, log)
 
 
 # -- the tagger ---------------------------------------------------------------------------------
@@ -219,8 +227,7 @@ def vlm_prompts(model, proc, data: dict, multiscale: bool, batch: int = 32) -> l
     out: list[str] = []
     for i in range(0, len(data["prompt"]), batch):
         sl = range(i, min(i + batch, len(data["prompt"])))
-        out += ex.generate([[_pil(data["coarse"][j]), _pil(data["zoomed"][j])] if multiscale else [_pil(data["zoomed"][j])]
-                            for j in sl])
+        out += ex.generate([view_images(data, j, multiscale) for j in sl])
     return out
 
 

@@ -113,18 +113,12 @@ def _zoomworld_pairs(n: int, size: int, upscale: int, split: str, seed: int, wor
     """``n`` ZoomWorld views (HR, bicubic-upsampled LR, true words); ``workers`` processes render
     them (the same pairs for any number of workers: the views are drawn first)."""
     import functools
+    from ..runtime import parallel_map
     from ..world.datasets import sample_specs
     rng = np.random.default_rng([seed, 11])
     zooms = [4 ** (k / 2) for k in range(13)]  # 1x .. 4096x
     specs = sample_specs(split, n, zooms, rng)
-    render = functools.partial(_render_pair, size=size, upscale=upscale)
-    if workers > 1 and n >= 4 * workers:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as ex:
-            rows = list(ex.map(render, specs, chunksize=max(1, n // (8 * workers))))
-    else:
-        rows = [render(sp) for sp in specs]
+    rows = parallel_map(functools.partial(_render_pair, size=size, upscale=upscale), specs, workers)
     hr, lr, prompts = (list(x) for x in zip(*rows)) if rows else ([], [], [])
     return hr, lr, prompts
 
