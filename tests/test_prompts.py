@@ -226,3 +226,17 @@ def test_smoke_prompt_training_writes_loadable_extractors(tmp_path):
         out = VLMPrompt(model, proc, variant == "multiscale", "t", 4).generate([_images(2 if variant == "multiscale" else 1)])
         assert isinstance(out[0], str)
     assert Tagger.load(dape_dir).words and (dape_dir / "manifest.json").is_file()
+
+
+def test_chat_habits_are_what_the_grpo_rewards_remove():
+    from cozlib.grpo.rewards import phrase_exclusion, repetition_penalty
+    from cozlib.training.prompts import chat_habit
+    rng = np.random.default_rng(0)
+    for variant in ("multiscale", "single"):
+        outs = {chat_habit("cat, fur, hairs", rng, variant) for _ in range(40)}
+        leads = [o for o in outs if phrase_exclusion(o) == 0.0]
+        runs = [o for o in outs if repetition_penalty(o) < -0.3]
+        assert leads and runs and len(leads) + len(runs) == len(outs)
+        assert all(o.endswith("cat, fur, hairs") for o in leads)
+        assert all(clean_prompt(o) == "cat, fur, hairs" for o in runs)
+    assert chat_habit("", rng) == ""

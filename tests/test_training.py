@@ -71,3 +71,24 @@ def test_smoke_training_writes_loadable_weights_with_a_manifest(tmp_path):
         (y,) = bb.upsample([lr], ["cat, fur"], 96)  # 96 px: more than one 64 px tile
         assert y.size == (96, 96)
     assert not list(tmp_path.glob("w/.tmp*")) and not list(tmp_path.glob(".tmp-*"))
+
+
+def test_hue_rotation_keeps_gray_and_channel_mean_and_pairs_stay_aligned():
+    import numpy as np
+    from cozlib.training.sr import batch_of, hue_rotation
+    m = hue_rotation(np.array([2 * np.pi / 3, 1.3]))
+    assert np.allclose(m[0], [[0, 0, 1], [1, 0, 0], [0, 1, 0]], atol=1e-12)  # the cyclic channel permutation
+    assert np.allclose(m[1] @ np.ones(3), np.ones(3))                       # gray stays gray
+    g = torch.Generator().manual_seed(0)
+    hr = torch.randint(0, 256, (6, 3, 8, 8), dtype=torch.uint8, generator=g)
+    data = {"hr": hr, "lr": hr.clone(), "prompt": [f"w{i}" for i in range(6)]}
+    plain = batch_of(data, 3, 4, 0, "cpu")
+    same = batch_of(data, 3, 4, 0, "cpu", colour_aug=0.0)
+    assert torch.equal(plain[0], same[0]) and plain[2] == same[2]
+    hr_a, lr_a, prompts = batch_of(data, 3, 4, 0, "cpu", colour_aug=1.0)
+    assert prompts == plain[2]                                                # words untouched
+    assert torch.equal(hr_a, lr_a)                                            # one rotation per pair
+    assert not torch.allclose(hr_a, plain[0])
+    inside = (plain[0] > -0.6) & (plain[0] < 0.6)                             # away from clamping
+    keep = inside.all(1)
+    assert torch.allclose(hr_a.mean(1)[keep], plain[0].mean(1)[keep], atol=1e-5)  # channel mean kept

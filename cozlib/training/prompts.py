@@ -42,6 +42,7 @@ class PromptTrainConfig:
     dape_px: int = 64            # the tagger's input: the zoomed view holds process_size/4 px of information
     lr_dape: float = 2e-3
     variants: list = field(default_factory=lambda: ["multiscale", "single"])
+    chat_habits: float = 0.1     # share of SFT answers in a chat VLM's habits (chat_habit): what GRPO removes
     seed: int = 0
     device: str = "auto"
     workers: int = 2
@@ -149,15 +150,38 @@ def sft_stage(name: str, seed: int, steps: int, lr: float, work: str, device: st
     return model, proc, stage
 
 
+#: How a general chat VLM opens an answer about the paper's two images, or about one (the GRPO
+#: blacklist's targets, ``grpo.rewards.BLACKLIST``).
+HABIT_LEADS = {"multiscale": ("the second image shows", "in the second image there are", "the zoomed-in image shows"),
+               "single": ("this image shows", "in this image there are", "the image shows")}
+
+
+def chat_habit(answer: str, rng: np.random.Generator, variant: str = "multiscale") -> str:
+    """``answer`` as a general chat VLM gives it at times: after a lead-in naming the images
+    (HABIT_LEADS), or as a list that runs on, repeating itself until the token limit cuts it.
+    Qwen2.5-VL-3B-Instruct has such habits: the paper's GRPO curves start at R_phrase 0.955 and
+    R_rep -0.045 (PAPER.md section 4). A share of the demo SFT answers (``chat_habits``) carries
+    them, so the demo extractor starts where the paper's did and GRPO has them to remove."""
+    if not answer:
+        return answer
+    if rng.random() < 0.5:
+        leads = HABIT_LEADS[variant]
+        return f"{leads[int(rng.integers(len(leads)))]} {answer}"
+    words = answer.split(", ")
+    return ", ".join((words * 8)[:max(3 * len(words), 8)])
+
+
 def train_vlm(data: dict, cfg: PromptTrainConfig, variant: str, device: str, log=print):
-    """The extractor's SFT (one variant): the paper's message -> the true words."""
+    """The extractor's SFT (one variant): the paper's message -> the true words (a ``chat_habits``
+    share of them in a chat VLM's habits, ``chat_habit``)."""
     from ..prompts.vlm import vlm_messages
     multiscale = variant == "multiscale"
 
     def batch(i: int):
-        idx = np.random.default_rng([cfg.seed, 31, i]).integers(0, len(data["prompt"]), cfg.batch_vlm)
-        return ([vlm_messages(multiscale)] * len(idx), [view_images(data, j, multiscale) for j in idx],
-                [data["prompt"][j] for j in idx])
+        g = np.random.default_rng([cfg.seed, 31, i])
+        idx = g.integers(0, len(data["prompt"]), cfg.batch_vlm)
+        answers = [chat_habit(data["prompt"][j], g, variant) if g.random() < cfg.chat_habits else data["prompt"][j] for j in idx]
+        return [vlm_messages(multiscale)] * len(idx), [view_images(data, j, multiscale) for j in idx], answers
 
     return sft_stage(f"vlm-{variant}", cfg.seed, cfg.steps_vlm, cfg.lr_vlm, cfg.work, device, batch, log)
 

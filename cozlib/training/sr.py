@@ -6,7 +6,9 @@ Stages (each resumable, ``loop.Stage``):
    then its ``shift_factor`` / ``scaling_factor`` are set from its latents' mean and spread, as SD3's.
 2. ``base``: the tiny SD3Transformer2DModel learns text-to-image rectified flow on those latents
    (SD3's objective: x_t = (1 - s) z + s e, target e - z, logit-normal s), prompts = true words,
-   10% dropped: our stand-in for the pretrained SD3.
+   10% dropped: our stand-in for the pretrained SD3. Option ``train_text``: the tiny text encoders
+   train with it (SD3's come pretrained; random ones give unrelated prompts pooled features of
+   cosine 0.8-0.9), then stay frozen.
 3. ``sr-gan`` / ``sr-l2``: OSEDiff's one-step 4x stage. LoRA on the transformer (the AdaLayerNormZero
    linears as the paper, plus attention/FF/patch layers at this size, see DEMO_LORA) and on the VAE
    encoder; input the bicubic-upsampled 16 px view, output x = D(z - v(z)) with z = E(x_lr) (PAPER.md
@@ -17,7 +19,10 @@ Stages (each resumable, ``loop.Stage``):
    true words, dropped 20% of the time, so a null prompt still works.
 
 Data: ZoomWorld train-split views (zoom 1x to 4096x, 64 px, their 16 px low-res view and true
-words) plus 20% patches of the bundled photos (null prompt), all rendered once and cached.
+words) plus 20% patches of the bundled photos (null prompt), all rendered once and cached. Option
+``colour_aug``: the base and SR stages see pairs under a random hue rotation, since each ZoomWorld
+texture has its own palette and the low-res colour alone names it. Neither option made the words
+choose the texture reliably (bench/results/prompt_sensitivity_cpu.md); both are off by default.
 """
 from __future__ import annotations
 
@@ -67,6 +72,8 @@ class SRTrainConfig:
     kl_weight: float = 1e-6
     prompt_dropout_base: float = 0.1
     prompt_dropout_sr: float = 0.2
+    colour_aug: float = 0.0     # base and SR stages: share of samples hue-rotated (batch_of); tried, see bench/results
+    train_text: bool = False    # base stage: train the tiny text encoders too (train_base); tried, see bench/results
     lora_rank: int = 16
     vae_lora_rank: int = 4
     variants: list = field(default_factory=lambda: ["gan", "l2"])
@@ -167,8 +174,31 @@ def cached_pairs(cfg: SRTrainConfig, split: str, n: int, photos: bool, log=print
     return data
 
 
-def batch_of(data: dict, step: int, batch: int, seed: int, device: str, dropout: float = 0.0):
-    """A seeded batch: (hr, lr) in [-1, 1] on ``device``, prompts (some dropped to '')."""
+def hue_rotation(angles: np.ndarray) -> np.ndarray:
+    """Rotation matrices [N, 3, 3] about RGB's gray axis (1, 1, 1) by ``angles`` (radians): a hue
+    shift that keeps each pixel's channel mean; 2 pi / 3 is the cyclic channel permutation."""
+    k = np.ones(3) / math.sqrt(3)
+    K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    c, s = np.cos(angles)[:, None, None], np.sin(angles)[:, None, None]
+    return c * np.eye(3) + s * K + (1 - c) * np.outer(k, k)  # Rodrigues' formula
+
+
+def recolour(x, mats):
+    """Apply per-sample colour matrices [N, 3, 3] to images in [-1, 1] (clamped back into range)."""
+    import torch
+    m = torch.as_tensor(mats, dtype=x.dtype, device=x.device)
+    y = torch.einsum("nij,njhw->nihw", m, (x + 1) / 2)
+    return y.clamp(0, 1) * 2 - 1
+
+
+def batch_of(data: dict, step: int, batch: int, seed: int, device: str, dropout: float = 0.0,
+             colour_aug: float = 0.0):
+    """A seeded batch: (hr, lr) in [-1, 1] on ``device``, prompts (some dropped to '').
+
+    ``colour_aug``: the share of samples whose HR and LR get the same random hue rotation. Each
+    ZoomWorld micro-texture has its own palette, so without it the low-res colour names the texture
+    and a model learns to ignore the words; with it, colour comes from the input and the kind of
+    texture from the words, as in photos, where fur and wood can share a colour."""
     import torch
     g = np.random.default_rng([seed, step])
     idx = g.integers(0, len(data["prompt"]), batch)
@@ -178,6 +208,10 @@ def batch_of(data: dict, step: int, batch: int, seed: int, device: str, dropout:
     if g.random() < 0.5:  # flips keep every texture's statistics: free augmentation
         hr, lr = hr.flip(-1), lr.flip(-1)
     prompts = ["" if g.random() < dropout else data["prompt"][i] for i in idx]
+    if colour_aug > 0:
+        angles = np.where(g.random(batch) < colour_aug, g.uniform(0, 2 * math.pi, batch), 0.0)
+        mats = hue_rotation(angles)
+        hr, lr = recolour(hr, mats), recolour(lr, mats)
     return hr, lr, prompts
 
 
@@ -268,38 +302,59 @@ def train_vae(pipe, data, cfg: SRTrainConfig, device: str, log=print) -> Stage:
     return stage
 
 
+def text_encoders(pipe) -> list:
+    return [e for e in (pipe.text_encoder, pipe.text_encoder_2, pipe.text_encoder_3) if e is not None]
+
+
 def train_base(pipe, data, cfg: SRTrainConfig, device: str, log=print) -> Stage:
-    """SD3's rectified-flow objective on the VAE's latents (the base model the SR stage starts from)."""
+    """SD3's rectified-flow objective on the VAE's latents (the base model the SR stage starts from).
+
+    SD3's text encoders come pretrained and stay frozen; ours start random, and a random encoder
+    gives unrelated prompts similar features (pooled cosine 0.8-0.9). With ``train_text`` this
+    stage trains them with the transformer (a stand-in for their pretraining); afterwards they are
+    frozen, as SD3's."""
     import torch
     tr, vae = pipe.transformer.to(device).train(), pipe.vae.to(device).eval()
     sf, sh = vae.config.scaling_factor, vae.config.shift_factor
-    opt = torch.optim.AdamW(tr.parameters(), lr=cfg.lr_base, weight_decay=0.01)
-    stage = Stage("base", cfg.steps_base, Path(cfg.work) / "ckpt", {"transformer": tr, "opt": opt})
-    encode = PromptCache(pipe, device, pipe.tokenizer.model_max_length)
+    encoders = text_encoders(pipe) if cfg.train_text else []
+    params = list(tr.parameters()) + [p for e in encoders for p in e.parameters()]
+    for e in encoders:
+        e.to(device).train().requires_grad_(True)
+    opt = torch.optim.AdamW(params, lr=cfg.lr_base, weight_decay=0.01)
+    mods = {"transformer": tr, "opt": opt} | {f"text_encoder_{k}": e for k, e in enumerate(encoders)}
+    stage = Stage("base", cfg.steps_base, Path(cfg.work) / "ckpt", mods)
+    max_len = pipe.tokenizer.model_max_length
+    encode = PromptCache(pipe, device, max_len)
 
     def step(i: int) -> dict:
-        hr, _, prompts = batch_of(data, i, cfg.batch, cfg.seed + 2, device, cfg.prompt_dropout_base)
+        hr, _, prompts = batch_of(data, i, cfg.batch, cfg.seed + 2, device, cfg.prompt_dropout_base, cfg.colour_aug)
         for g in opt.param_groups:
             g["lr"] = cosine_lr(i, cfg.steps_base, cfg.lr_base)
         gen = torch.Generator(device="cpu").manual_seed(cfg.seed * 1_000_003 + i)
         with torch.no_grad():
             z = (vae.encode(hr).latent_dist.mode() - sh) * sf
-            pe, pooled = encode(prompts)
         s = torch.sigmoid(torch.randn(z.shape[0], generator=gen)).to(device)  # logit-normal sigmas
         e = torch.randn(z.shape, generator=gen).to(device)
         x_t = (1 - s[:, None, None, None]) * z + s[:, None, None, None] * e
         with autocast(device):
+            if encoders:
+                pe, _, pooled, _ = pipe.encode_prompt(prompt=prompts, prompt_2=None, prompt_3=None, device=device,
+                                                      do_classifier_free_guidance=False, max_sequence_length=max_len)
+            else:
+                pe, pooled = encode(prompts)
             v = tr(hidden_states=x_t, timestep=s * 1000, encoder_hidden_states=pe, pooled_projections=pooled,
                    return_dict=False)[0]
             loss = ((v.float() - (e - z)) ** 2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(tr.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         return {"flow": loss.item()}
 
     stage.run(step, log)
     tr.eval()
+    for e in encoders:
+        e.eval().requires_grad_(False)
     return stage
 
 
@@ -345,7 +400,7 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
     encode = PromptCache(pipe, device, pipe.tokenizer.model_max_length)
 
     def step(i: int) -> dict:
-        hr, lr, prompts = batch_of(data, i, cfg.batch_sr, cfg.seed + 3, device, cfg.prompt_dropout_sr)
+        hr, lr, prompts = batch_of(data, i, cfg.batch_sr, cfg.seed + 3, device, cfg.prompt_dropout_sr, cfg.colour_aug)
         for g in opt.param_groups:
             g["lr"] = cosine_lr(i, cfg.steps_sr, cfg.lr_sr)
         pe, pooled = encode(prompts)
@@ -470,7 +525,8 @@ def plan_steps(cfg: SRTrainConfig, seconds: float, pipe, data, device: str, prob
     with tempfile.TemporaryDirectory() as tmp:
         c = replace(cfg, work=tmp, steps_vae=probe, steps_base=probe, steps_sr=probe)
         p = copy.copy(pipe)
-        p.transformer, p.vae = copy.deepcopy(pipe.transformer), copy.deepcopy(pipe.vae)
+        for part in ("transformer", "vae", "text_encoder", "text_encoder_2", "text_encoder_3"):
+            setattr(p, part, copy.deepcopy(getattr(pipe, part)))  # the probe trains them: leave pipe's alone
         per_step = {"vae": train_vae(p, data, c, device, quiet).wall_s / probe,
                     "base": train_base(p, data, c, device, quiet).wall_s / probe}
         per_step["sr"] = sum(train_sr(p, data, c, device, v, quiet)[2].wall_s / probe for v in cfg.variants)

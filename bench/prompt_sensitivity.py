@@ -1,0 +1,115 @@
+"""Do the words choose the texture? Retrain the demo OSEDiff's base and SR-GAN stages with some
+``SRTrainConfig`` options (from the committed VAE), then measure what the words change.
+
+    python bench/prompt_sensitivity.py --work build/exp/colour --set colour_aug=1.0
+    python bench/prompt_sensitivity.py --work build/exp/text --set colour_aug=1.0 train_text=true
+
+Prints (1) the base model's flow loss at sigma 0.5 / 0.8 / 0.95 on 64 val pairs with the true, null
+and wrong words (lower = the words help it predict the image), natural colours and hue-rotated;
+(2) the one-step model on the val pairs (PSNR, texture distance) with true / null / wrong words;
+(3) CoZ (256 px, 4 steps) on the six test scenes of notebook 06 with oracle / null / wrong prompts:
+the SR issue's test (oracle < null < wrong at 64x). About 17 min on the 2-core CPU.
+Results of record: bench/results/prompt_sensitivity_cpu.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def flow_losses(pipe, val, sigmas=(0.5, 0.8, 0.95), draws: int = 4) -> dict:
+    from cozlib.prompts.oracle import wrong_prompt
+    from cozlib.training.sr import PromptCache, hue_rotation, recolour
+    tr, vae = pipe.transformer.eval(), pipe.vae.eval()
+    enc = PromptCache(pipe, "cpu", pipe.tokenizer.model_max_length)
+    hr = val["hr"].float() / 127.5 - 1
+    sf, sh = vae.config.scaling_factor, vae.config.shift_factor
+    words = {"true": val["prompt"], "null": [""] * len(hr), "wrong": [wrong_prompt(p) for p in val["prompt"]]}
+    out = {}
+    for colours in ("natural", "hue-rotated"):
+        x = hr if colours == "natural" else recolour(hr, hue_rotation(np.random.default_rng(0).uniform(0, 2 * np.pi, len(hr))))
+        with torch.no_grad():
+            z = (vae.encode(x).latent_dist.mode() - sh) * sf
+            for s in sigmas:
+                row = {}
+                for name, ps in words.items():
+                    pe, pooled = enc(ps)
+                    g, total = torch.Generator().manual_seed(1), 0.0
+                    for _ in range(draws):
+                        e = torch.randn(z.shape, generator=g)
+                        v = tr(hidden_states=(1 - s) * z + s * e, timestep=torch.full((len(z),), s * 1000),
+                               encoder_hidden_states=pe, pooled_projections=pooled, return_dict=False)[0]
+                        total += float(((v - (e - z)) ** 2).mean()) / draws
+                    row[name] = round(total, 4)
+                out[f"{colours} sigma {s}"] = row
+    return out
+
+
+def chain_texture(weights: Path, cache_dir: Path) -> list[dict]:
+    from cozlib import experiments
+    from cozlib.chain import ChainCache, ChainConfig
+    os.environ["COZ_OSEDIFF_DEMO"] = str(weights)
+    seeds = [1010000, 1010001, 1010002, 1010003, 1010004, 1010005]
+    images, sources = experiments.world_inputs(seeds, 256)
+    labels = ["Direct SR (OSEDiff)", "CoZ null (OSEDiff)", "CoZ oracle (OSEDiff)", "CoZ wrong (OSEDiff)"]
+    methods = experiments.methods_by_label(labels, experiments.world_methods("osediff-demo", None))
+    cache = ChainCache(cache_dir)
+    results = experiments.run_methods(images, methods, ChainConfig(upscale=4, steps=4, process_size=256, seed=42),
+                                      cache, device="cpu", sources=sources)
+    rows = experiments.score_truth(results, cache)
+    table = []
+    for mag in (4, 16, 64, 256):
+        per = {lab.split(" (")[0]: {r["image"]: r["value"] for r in rows if r["metric"] == "texture"
+                                    and r["method"] == lab and r["magnification"] == mag} for lab in labels}
+        o, n, w = per["CoZ oracle"], per["CoZ null"], per["CoZ wrong"]
+        table.append({"zoom": mag, **{k: round(float(np.mean(list(v.values()))), 3) for k, v in per.items()},
+                      "oracle<null": f"{sum(o[s] < n[s] for s in o)}/{len(o)}",
+                      "null<wrong": f"{sum(n[s] < w[s] for s in o)}/{len(o)}"})
+    return table
+
+
+def main() -> None:
+    from dataclasses import fields
+    from diffusers import StableDiffusion3Pipeline
+    from cozlib.paths import resolve
+    from cozlib.runtime import set_threads
+    from cozlib.training.sr import SRTrainConfig, cached_pairs, evaluate, export, train_base, train_sr
+    from cozlib.training.tiny import build_pipeline
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="SRTrainConfig overrides (JSON values)")
+    args = ap.parse_args()
+    set_threads(int(os.environ.get("COZ_THREADS", "2")))
+    types = {f.name for f in fields(SRTrainConfig)}
+    over = {k: json.loads(v) for k, v in (a.split("=", 1) for a in args.set)}
+    if unknown := set(over) - types:
+        raise SystemExit(f"unknown SRTrainConfig fields {sorted(unknown)}")
+    work = Path(args.work)
+    cfg = SRTrainConfig(work=str(work), variants=["gan"], **over)
+    committed = resolve("data/weights/osediff-demo")
+    pipe = StableDiffusion3Pipeline.from_pretrained(committed, torch_dtype=torch.float32)
+    pipe.transformer = build_pipeline(cfg.seed).transformer          # a fresh base model; the committed VAE
+    for enc in (pipe.text_encoder, pipe.text_encoder_2, pipe.text_encoder_3):
+        enc.eval().requires_grad_(False)
+    data = cached_pairs(cfg, "train", cfg.pairs, True)
+    val = cached_pairs(cfg, "val", cfg.val_pairs, False)
+    t0 = time.perf_counter()
+    stages = [train_base(pipe, data, cfg, "cpu")]
+    print("[flow]", json.dumps(flow_losses(pipe, val)), flush=True)
+    model, names, st = train_sr(pipe, data, cfg, "cpu", "gan")
+    stages.append(st)
+    metrics = evaluate(model, val, "cpu")
+    print("[val]", json.dumps(metrics), flush=True)
+    out = export(pipe, {"gan": (model, names)}, cfg, stages, metrics, "cpu", time.perf_counter() - t0, work / "weights")
+    for row in chain_texture(out, work / "cache"):
+        print("[chain]", json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
