@@ -79,6 +79,10 @@ def test_truth_score_and_candidates():
     rng = random.Random(0)
     cands = [c for _ in range(50) for c in candidate_prompts("cat, fur, hairs", rng, 2)]
     assert len(set(cands)) > 10 and "" in cands
+    from cozlib.grpo.critic import coherent_prompt, twin_prompt
+    assert twin_prompt(["cat", "fur", "hairs"]) == ["log", "rings", "fibers"] and twin_prompt(["wall"]) is None
+    assert all(coherent_prompt(rng, {"cat"})[0] != "cat" for _ in range(30))
+    assert any(set(c.split(", ")) == {"log", "rings", "fibers"} for c in cands)   # the twin negative appears
     msg = critic_messages("cat, fur")
     assert msg[0]["content"][:2] == [{"type": "image"}, {"type": "image"}] and "cat, fur" in msg[0]["content"][2]["text"]
 

@@ -49,9 +49,33 @@ def truth_score(prompt: str, truth: dict[str, float]) -> float:
     return 100.0 * 2 * p * r / (p + r)
 
 
+def coherent_prompt(rng: random.Random, avoid: set[str]) -> list[str]:
+    """A plausible prompt about another object: [object, part, its micro-texture], the object not in
+    ``avoid`` ('strawberry, seeds, pits' for a cat): wrong, but it reads like a true answer."""
+    from ..world.vocab import OBJECTS
+    obj = rng.choice([o for o in OBJECTS if o not in avoid] or list(OBJECTS))
+    part = rng.choice(OBJECTS[obj])
+    return [obj, part.word, part.micro]
+
+
+def twin_prompt(true: list[str]) -> list[str] | None:
+    """The truth's ambiguous micro-texture swapped for its twin, with the twin's part and object
+    ('log, rings, fibers' for 'cat, fur, hairs'): only the coarser view tells them apart (Figure 8's
+    case). None when the truth has no ambiguous micro-texture."""
+    from ..world.vocab import AMBIGUOUS_PAIRS, parent_of
+    twins = {a: b for pair in AMBIGUOUS_PAIRS for a, b in (pair, pair[::-1])}
+    micro = next((w for w in true if w in twins), None)
+    if micro is None:
+        return None
+    twin = twins[micro]
+    part = parent_of(twin)
+    return [parent_of(part), part, twin]
+
+
 def candidate_prompts(truth: str, rng: random.Random, k: int = 3) -> list[str]:
     """Prompts of varied quality for one view (the critic's training material): the truth, subsets
-    of it, with wrong words of the same levels mixed in, wrong only, empty, and repetitive ones."""
+    of it, with wrong words of the same levels mixed in, wrong only, plausible prompts about another
+    object (``coherent_prompt``) or the ambiguous twin (``twin_prompt``), empty, and repetitive ones."""
     from ..prompts.oracle import wrong_word
     from ..world.vocab import vocabulary
     true = [w for w in truth.split(", ") if w]
@@ -62,12 +86,14 @@ def candidate_prompts(truth: str, rng: random.Random, k: int = 3) -> list[str]:
         keep = [w for w in true if rng.random() < 0.7]
         if kind < 0.15:
             words = list(true)
-        elif kind < 0.55:
+        elif kind < 0.45:
             words = keep + [wrong_word(w) for w in true if rng.random() < 0.4]
-        elif kind < 0.75:
+        elif kind < 0.6:
             words = keep + rng.sample(vocab, rng.randint(1, 3))
-        elif kind < 0.9:
+        elif kind < 0.7:
             words = [wrong_word(w) for w in true] or rng.sample(vocab, 2)
+        elif kind < 0.9:
+            words = (kind < 0.8 and twin_prompt(true)) or coherent_prompt(rng, set(true))
         elif kind < 0.95:
             words = []
         else:
