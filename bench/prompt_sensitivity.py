@@ -79,7 +79,7 @@ def main() -> None:
     from diffusers import StableDiffusion3Pipeline
     from cozlib.paths import resolve
     from cozlib.runtime import set_threads
-    from cozlib.training.sr import SRTrainConfig, cached_pairs, evaluate, export, train_base, train_sr
+    from cozlib.training.sr import SRTrainConfig, cached_pairs, evaluate, export, text_encoders, train_base, train_sr
     from cozlib.training.tiny import build_pipeline
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", required=True)
@@ -95,7 +95,7 @@ def main() -> None:
     committed = resolve("data/weights/osediff-demo")
     pipe = StableDiffusion3Pipeline.from_pretrained(committed, torch_dtype=torch.float32)
     pipe.transformer = build_pipeline(cfg.seed).transformer          # a fresh base model; the committed VAE
-    for enc in (pipe.text_encoder, pipe.text_encoder_2, pipe.text_encoder_3):
+    for enc in text_encoders(pipe):
         enc.eval().requires_grad_(False)
     data = cached_pairs(cfg, "train", cfg.pairs, True)
     val = cached_pairs(cfg, "val", cfg.val_pairs, False)

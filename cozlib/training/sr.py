@@ -242,9 +242,10 @@ def make_discriminator(pooled_dim: int, width: int = 64):
 
 # -- stages --------------------------------------------------------------------------------------
 
-def _encode_prompts(pipe, prompts, device, max_len: int):
+def _encode_prompts(pipe, prompts, device, max_len: int, grad: bool = False):
+    """SD3's prompt encoding -> (sequence embeddings, pooled); with gradients only when ``grad``."""
     import torch
-    with torch.no_grad():
+    with torch.set_grad_enabled(grad):
         pe, _, pooled, _ = pipe.encode_prompt(prompt=prompts, prompt_2=None, prompt_3=None, device=device,
                                               do_classifier_free_guidance=False, max_sequence_length=max_len)
     return pe, pooled
@@ -303,6 +304,7 @@ def train_vae(pipe, data, cfg: SRTrainConfig, device: str, log=print) -> Stage:
 
 
 def text_encoders(pipe) -> list:
+    """The pipeline's text encoders that are present (T5 may be dropped)."""
     return [e for e in (pipe.text_encoder, pipe.text_encoder_2, pipe.text_encoder_3) if e is not None]
 
 
@@ -337,11 +339,7 @@ def train_base(pipe, data, cfg: SRTrainConfig, device: str, log=print) -> Stage:
         e = torch.randn(z.shape, generator=gen).to(device)
         x_t = (1 - s[:, None, None, None]) * z + s[:, None, None, None] * e
         with autocast(device):
-            if encoders:
-                pe, _, pooled, _ = pipe.encode_prompt(prompt=prompts, prompt_2=None, prompt_3=None, device=device,
-                                                      do_classifier_free_guidance=False, max_sequence_length=max_len)
-            else:
-                pe, pooled = encode(prompts)
+            pe, pooled = _encode_prompts(pipe, prompts, device, max_len, grad=True) if encoders else encode(prompts)
             v = tr(hidden_states=x_t, timestep=s * 1000, encoder_hidden_states=pe, pooled_projections=pooled,
                    return_dict=False)[0]
             loss = ((v.float() - (e - z)) ** 2).mean()
@@ -556,7 +554,7 @@ def train(cfg: SRTrainConfig, log=print, minutes: float | None = None) -> Path:
     t0 = time.perf_counter()
     seed_everything(cfg.seed)
     pipe = build_pipeline(cfg.seed)
-    for enc in (pipe.text_encoder, pipe.text_encoder_2, pipe.text_encoder_3):
+    for enc in text_encoders(pipe):
         enc.to(device).eval().requires_grad_(False)
     data = cached_pairs(cfg, "train", cfg.pairs, True, log)
     val = cached_pairs(cfg, "val", cfg.val_pairs, False, log)
@@ -572,7 +570,7 @@ def train(cfg: SRTrainConfig, log=print, minutes: float | None = None) -> Path:
         log(f"[eval] {variant}: {json.dumps(metrics[variant])}")
     pipe.transformer.to("cpu")
     pipe.vae.to("cpu")
-    for enc in (pipe.text_encoder, pipe.text_encoder_2, pipe.text_encoder_3):
+    for enc in text_encoders(pipe):
         enc.to("cpu")
     for model, _ in models.values():
         model.transformer.to("cpu")
