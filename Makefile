@@ -16,10 +16,12 @@ env: $(STAMP)
 
 $(STAMP): requirements/lock.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] >= (3, 11), "cozlib needs Python 3.11+"'
+	@$(PYTHON) -c 'import shutil; free = shutil.disk_usage(".").free / 2**30; \
+	  free < 10 and print(f"warning: {free:.1f} GiB free here; .venv takes about 7.3 GiB (torch is a CUDA build) and pip needs room for the downloads too")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade "pip>=23.2"
-	$(PY) -m pip install --quiet -r requirements/lock.txt
-	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m pip install --quiet --no-cache-dir --upgrade "pip>=23.2"
+	$(PY) -m pip install --quiet --no-cache-dir -r requirements/lock.txt
+	$(PY) -m pip install --quiet --no-cache-dir --no-deps --no-build-isolation -e .
 	$(PY) -m cozlib setup
 	touch $(STAMP)
 

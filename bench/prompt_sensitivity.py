@@ -63,14 +63,11 @@ def chain_texture(weights: Path, cache_dir: Path) -> list[dict]:
     results = experiments.run_methods(images, methods, ChainConfig(upscale=4, steps=4, process_size=256, seed=42),
                                       cache, device="cpu", sources=sources)
     rows = experiments.score_truth(results, cache)
-    table = []
-    for mag in (4, 16, 64, 256):
-        per = {lab.split(" (")[0]: {r["image"]: r["value"] for r in rows if r["metric"] == "texture"
-                                    and r["method"] == lab and r["magnification"] == mag} for lab in labels}
-        o, n, w = per["CoZ oracle"], per["CoZ null"], per["CoZ wrong"]
-        table.append({"zoom": mag, **{k: round(float(np.mean(list(v.values()))), 3) for k, v in per.items()},
-                      "oracle<null": f"{sum(o[s] < n[s] for s in o)}/{len(o)}",
-                      "null<wrong": f"{sum(n[s] < w[s] for s in o)}/{len(o)}"})
+    mags = (4, 16, 64, 256)
+    direct = experiments.per_scale_means(rows, "texture")["Direct SR (OSEDiff)"]
+    header, orderings = experiments.prompt_orderings(rows, mags)
+    table = [{"direct SR": round(direct[x], 3), **{k: round(v, 3) if isinstance(v, float) else v
+                                                   for k, v in zip(header, row)}} for x, row in zip(mags, orderings)]
     return table
 
 

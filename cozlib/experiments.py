@@ -189,6 +189,25 @@ def wins(rows: Sequence[dict], metric: str, a: str, b: str,
     return dict(sorted(out.items()))
 
 
+def prompt_orderings(rows: Sequence[dict], magnifications: Sequence[int], backbone: str = "OSEDiff",
+                     metric: str = "texture") -> tuple[list[str], list[list]]:
+    """The SR issue's test of whether prompts matter: per magnification, the mean ``metric`` (lower is
+    better) of CoZ with the oracle, null and wrong prompts, and how many scenes order them oracle < null
+    and null < wrong. Returns (header, rows) for ``figures.save_table``."""
+    def per_scene(prompt: str, x: int) -> dict[str, float]:
+        label = f"CoZ {prompt} ({backbone})"
+        return {r["image"]: r["value"] for r in rows
+                if r["metric"] == metric and r["method"] == label and r["magnification"] == x}
+    out = []
+    for x in magnifications:
+        o, n, w = (per_scene(p, x) for p in ("oracle", "null", "wrong"))
+        if not o:
+            raise ValueError(f"no CoZ oracle ({backbone}) rows for {metric} at {x}x")
+        out.append([f"{x}x", *(sum(d.values()) / len(d) for d in (o, n, w)),
+                    f"{sum(o[s] < n[s] for s in o)}/{len(o)}", f"{sum(n[s] < w[s] for s in o)}/{len(o)}"])
+    return ["zoom", "oracle", "null", "wrong", "oracle < null", "null < wrong"], out
+
+
 def draw_zoom_boxes(x0: Image.Image, windows: Sequence[tuple[float, float, float, float]],
                     color=(255, 40, 40)) -> Image.Image:
     """x_0 with the nested windows of the states drawn on it (the paper's box-and-line style)."""

@@ -1,4 +1,5 @@
-"""Our pyiqa set-up reproduces pyiqa's published calibration values on its calibration images."""
+"""Metrics: our pyiqa set-up reproduces pyiqa's published calibration values on its calibration images;
+the tables built from per-scene metric rows."""
 from __future__ import annotations
 
 import csv
@@ -65,3 +66,17 @@ def test_unknown_metric_and_missing_reference(scorer):
         parse_metric_list("niqe,sharpness")
     with pytest.raises(ConfigError, match="full-reference"):
         scorer.score("psnr", [Image.new("RGB", (8, 8))])
+
+
+def test_prompt_orderings_counts_scenes_per_zoom():
+    from cozlib.experiments import prompt_orderings
+    values = {"a": {"oracle": 0.5, "null": 0.7, "wrong": 0.6}, "b": {"oracle": 0.9, "null": 0.8, "wrong": 1.0}}
+    rows = [{"image": img, "method": f"CoZ {p} (OSEDiff)", "metric": "texture", "magnification": 64, "value": v}
+            for img, d in values.items() for p, v in d.items()]
+    rows.append({"image": "a", "method": "CoZ oracle (OSEDiff)", "metric": "niqe", "magnification": 64, "value": 9.0})
+    header, table = prompt_orderings(rows, [64])
+    assert header == ["zoom", "oracle", "null", "wrong", "oracle < null", "null < wrong"]
+    assert table[0][0] == "64x" and table[0][1:4] == pytest.approx([0.7, 0.75, 0.8])
+    assert table[0][4:] == ["1/2", "1/2"]   # a: oracle < null, null > wrong; b: the reverse
+    with pytest.raises(ValueError, match="no CoZ oracle"):
+        prompt_orderings(rows, [256])

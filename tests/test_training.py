@@ -73,6 +73,20 @@ def test_smoke_training_writes_loadable_weights_with_a_manifest(tmp_path):
     assert not list(tmp_path.glob("w/.tmp*")) and not list(tmp_path.glob(".tmp-*"))
 
 
+def test_word_vector_marks_vocabulary_words_and_conditions_the_discriminator():
+    from cozlib.training.sr import make_discriminator, word_vector
+    from cozlib.world.vocab import vocabulary
+    vocab = vocabulary()
+    v = word_vector(["cat, fur, hairs", "", "a photo of Bark bark", "zebra"])
+    assert v.shape == (4, len(vocab))
+    assert {vocab[i] for i in v[0].nonzero().flatten().tolist()} == {"cat", "fur", "hairs"}
+    assert v[1].sum() == 0 and v[3].sum() == 0          # no words / no vocabulary words: the null vector
+    assert v[2].sum() == 1 and v[2, vocab.index("bark")] == 1
+    d = make_discriminator(len(vocab), width=8)
+    out = d(torch.zeros(4, 3, 16, 16), v)
+    assert out.shape == (4, 1, 4, 4)
+
+
 def test_hue_rotation_keeps_gray_and_channel_mean_and_pairs_stay_aligned():
     import numpy as np
     from cozlib.training.sr import batch_of, hue_rotation

@@ -21,8 +21,10 @@ Stages (each resumable, ``loop.Stage``):
 Data: ZoomWorld train-split views (zoom 1x to 4096x, 64 px, their 16 px low-res view and true
 words) plus 20% patches of the bundled photos (null prompt), all rendered once and cached. Option
 ``colour_aug``: the base and SR stages see pairs under a random hue rotation, since each ZoomWorld
-texture has its own palette and the low-res colour alone names it. Neither option made the words
-choose the texture reliably (bench/results/prompt_sensitivity_cpu.md); both are off by default.
+texture has its own palette and the low-res colour alone names it; option ``disc_words``: the
+discriminator reads the prompt's ZoomWorld words instead of its pooled embedding. None of the
+options, nor a 5x longer base stage, made the words choose the texture reliably
+(bench/results/prompt_sensitivity_cpu.md); all are off by default.
 """
 from __future__ import annotations
 
@@ -74,6 +76,7 @@ class SRTrainConfig:
     prompt_dropout_sr: float = 0.2
     colour_aug: float = 0.0     # base and SR stages: share of samples hue-rotated (batch_of); tried, see bench/results
     train_text: bool = False    # base stage: train the tiny text encoders too (train_base); tried, see bench/results
+    disc_words: bool = False    # sr-gan: condition the discriminator on the prompt's ZoomWorld words (word_vector), not the pooled embedding
     lora_rank: int = 16
     vae_lora_rank: int = 4
     variants: list = field(default_factory=lambda: ["gan", "l2"])
@@ -217,8 +220,23 @@ def batch_of(data: dict, step: int, batch: int, seed: int, device: str, dropout:
 
 # -- the discriminator ---------------------------------------------------------------------------
 
-def make_discriminator(pooled_dim: int, width: int = 64):
-    """A patch discriminator conditioned on the prompt's pooled embedding (projection discriminator)."""
+def word_vector(prompts: list[str], device: str = "cpu"):
+    """A prompt as a multi-hot vector over ZoomWorld's vocabulary (a training-time condition for the
+    discriminator only: the SR model itself reads the words through its text encoders)."""
+    import torch
+    from ..metrics.truth import prompt_words
+    from ..world.vocab import vocabulary
+    vocab = vocabulary()
+    out = torch.zeros(len(prompts), len(vocab), device=device)
+    for i, p in enumerate(prompts):
+        for w in prompt_words(p, vocab)[0]:
+            out[i, vocab.index(w)] = 1.0
+    return out
+
+
+def make_discriminator(cond_dim: int, width: int = 64):
+    """A patch discriminator conditioned on a prompt vector (projection discriminator): the pooled
+    embedding, or ``word_vector`` with ``SRTrainConfig.disc_words``."""
     from torch import nn
     from torch.nn.utils import spectral_norm as sn
 
@@ -230,11 +248,11 @@ def make_discriminator(pooled_dim: int, width: int = 64):
                 sn(nn.Conv2d(width, 2 * width, 4, 2, 1)), nn.LeakyReLU(0.2),
                 sn(nn.Conv2d(2 * width, 2 * width, 3, 1, 1)), nn.LeakyReLU(0.2))
             self.out = sn(nn.Conv2d(2 * width, 1, 3, 1, 1))
-            self.embed = nn.Linear(pooled_dim, 2 * width)
+            self.embed = nn.Linear(cond_dim, 2 * width)
 
-        def forward(self, x, pooled):
+        def forward(self, x, cond):
             h = self.body(x)
-            proj = (h * self.embed(pooled)[:, :, None, None]).sum(1, keepdim=True)
+            proj = (h * self.embed(cond)[:, :, None, None]).sum(1, keepdim=True)
             return self.out(h) + proj / math.sqrt(h.shape[1])
 
     return PatchD()
@@ -391,7 +409,9 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
     mods = {"transformer": model.transformer, "vae": model.vae, "opt": opt}
     disc = None
     if variant == "gan":
-        disc = make_discriminator(pipe.transformer.config.pooled_projection_dim).to(device)
+        from ..world.vocab import vocabulary
+        cond_dim = len(vocabulary()) if cfg.disc_words else pipe.transformer.config.pooled_projection_dim
+        disc = make_discriminator(cond_dim).to(device)
         dopt = torch.optim.Adam(disc.parameters(), lr=cfg.lr_disc, betas=(0.5, 0.999))
         mods.update(disc=disc, dopt=dopt)
     stage = Stage(f"sr-{variant}", cfg.steps_sr, Path(cfg.work) / "ckpt", mods)
@@ -402,13 +422,14 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
         for g in opt.param_groups:
             g["lr"] = cosine_lr(i, cfg.steps_sr, cfg.lr_sr)
         pe, pooled = encode(prompts)
+        cond = word_vector(prompts, device) if cfg.disc_words else pooled
         with autocast(device):
             out = model.one_step(lr, pe, pooled).float()
             k = cfg.l2_lowpass if disc is not None else 1
             l2 = F.mse_loss(F.avg_pool2d(out, k), F.avg_pool2d(hr, k)) if k > 1 else F.mse_loss(out, hr)
             loss, row = l2, {"l2": l2.item()}
             if disc is not None:
-                g_adv = -disc(out, pooled).float().mean()
+                g_adv = -disc(out, cond).float().mean()
                 loss = loss + cfg.gan_weight * g_adv
                 row["g"] = g_adv.item()
         opt.zero_grad(set_to_none=True)
@@ -420,9 +441,9 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
             # counts as fake too, so the discriminator checks that the texture fits the words and the
             # generator has to use them
             with autocast(device):
-                d_real = disc(hr, pooled).float()
-                d_fake = disc(out.detach(), pooled).float()
-                d_mismatch = disc(hr, pooled.roll(1, 0)).float()
+                d_real = disc(hr, cond).float()
+                d_fake = disc(out.detach(), cond).float()
+                d_mismatch = disc(hr, cond.roll(1, 0)).float()
                 d_loss = F.relu(1 - d_real).mean() + 0.5 * (F.relu(1 + d_fake).mean() + F.relu(1 + d_mismatch).mean())
             dopt.zero_grad(set_to_none=True)
             d_loss.backward()
