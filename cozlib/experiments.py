@@ -453,14 +453,39 @@ def figure8(results: Mapping[tuple[str, str], ChainResult], image: str, methods:
     return fig
 
 
+#: trl's per-step log keys of the four Figure 6 curves
+REWARD_KEYS = {"critic": "rewards/critic/mean", "phrase": "rewards/phrase/mean",
+               "repetition": "rewards/repetition/mean", "total": "reward"}
+
+
+def reward_trend(history: Sequence[dict], key: str, window: int = 50, block: int = 10, draws: int = 2000,
+                 seed: int = 0) -> dict[str, float]:
+    """Does a reward rise over a GRPO run (section 4, Figure 6)? The means of the first and the last
+    ``window`` steps, and the least-squares slope times the run's length ('change') with a 95%
+    moving-block bootstrap interval (blocks of ``block`` consecutive steps)."""
+    import numpy as np
+    y = np.array([r[key] for r in history if key in r], dtype=float)
+    if len(y) < 2 * block:
+        raise ValueError(f"reward_trend needs at least {2 * block} logged steps of {key!r}, got {len(y)}")
+    x = np.arange(len(y), dtype=float)
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(0, len(y) - block + 1, (draws, len(y) // block))
+    idx = (starts[:, :, None] + np.arange(block)).reshape(draws, -1)
+    xs, ys = x[idx], y[idx]
+    xc = xs - xs.mean(1, keepdims=True)
+    slopes = (xc * (ys - ys.mean(1, keepdims=True))).sum(1) / (xc ** 2).sum(1)
+    lo, hi = np.percentile(slopes * len(y), [2.5, 97.5])
+    return {"first": float(y[:window].mean()), "last": float(y[-window:].mean()),
+            "change": float(np.polyfit(x, y, 1)[0] * len(y)), "change_lo": float(lo), "change_hi": float(hi)}
+
+
 def figure6(history: Sequence[dict]):
     """Figure-6-style reward curves of a GRPO run (trl's log: rewards/<name>/mean per step), four
     panels (critic, phrase, repetition, total), the paper's read-off values beside them on a
     training-progress axis (0 = start, 1 = end of each run)."""
     import matplotlib.pyplot as plt
     from .grpo.rewards import PAPER_CURVES
-    keys = {"critic": "rewards/critic/mean", "phrase": "rewards/phrase/mean",
-            "repetition": "rewards/repetition/mean", "total": "reward"}
+    keys = REWARD_KEYS
     steps = [r["step"] for r in history]
     last = max(steps) if steps else 1
     fig, axes = plt.subplots(1, 4, figsize=(15, 3.2))

@@ -113,3 +113,18 @@ def _img():
     import numpy as np
     from PIL import Image
     return Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8))
+
+
+def test_reward_trend_tells_a_rising_reward_from_noise():
+    import numpy as np
+    from cozlib.experiments import reward_trend
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 0.15, 300)
+    rising = [{"reward": 0.6 + 0.3 * i / 300 + e} for i, e in enumerate(noise)]
+    flat = [{"reward": 0.6 + e} for e in noise]
+    up, level = reward_trend(rising, "reward"), reward_trend(flat, "reward")
+    assert up["change_lo"] > 0 and up["change"] == pytest.approx(level["change"] + 0.3, abs=1e-6)
+    assert level["change_lo"] < 0 < level["change_hi"]
+    assert up["first"] == pytest.approx(np.mean([r["reward"] for r in rising[:50]]))
+    with pytest.raises(ValueError, match="at least 20"):
+        reward_trend(rising[:5], "reward")

@@ -65,7 +65,7 @@ def test_notebooks_execute_with_smoke_params(tmp_path):
                  "zoomworld_truth_chain.png", "fig5_zoomworld.png", "osediff_one_step.png", "osediff_lora.md",
                  "osediff_training.png", "table1_zoomworld_osediff.csv", "osediff_prompts_matter.csv",
                  "fig5_zoomworld_osediff.png", "prompt_hallucination.csv", "table1_prompts_zoomworld.csv",
-                 "prompt_hallucination_chains.csv", "figure8_zoomworld.png", "vlm_training.png"):
+                 "prompt_hallucination_chains.csv", "grpo_reward_trends.csv", "figure8_zoomworld.png", "vlm_training.png"):
         assert (figures / name).is_file(), name
     halluc = (figures / "prompt_hallucination.csv").read_text().splitlines()
     assert halluc[0] == "extractor,precision 4x,precision 64x,recall 4x,recall 64x,hallucination 4x,hallucination 64x"
