@@ -23,7 +23,7 @@ words) plus 20% patches of the bundled photos (null prompt), all rendered once a
 ``colour_aug``: the base and SR stages see pairs under a random hue rotation, since each ZoomWorld
 texture has its own palette and the low-res colour alone names it; option ``disc_words``: the
 discriminator reads the prompt's ZoomWorld words instead of its pooled embedding. None of the
-options, nor a 5x longer base stage, made the words choose the texture reliably
+options, nor a 5x longer base stage or a 4x GAN weight, made the words choose the texture reliably
 (bench/results/prompt_sensitivity_cpu.md); all are off by default.
 """
 from __future__ import annotations
