@@ -485,11 +485,10 @@ def figure6(history: Sequence[dict]):
     training-progress axis (0 = start, 1 = end of each run)."""
     import matplotlib.pyplot as plt
     from .grpo.rewards import PAPER_CURVES
-    keys = REWARD_KEYS
     steps = [r["step"] for r in history]
     last = max(steps) if steps else 1
     fig, axes = plt.subplots(1, 4, figsize=(15, 3.2))
-    for ax, (name, key) in zip(axes, keys.items()):
+    for ax, (name, key) in zip(axes, REWARD_KEYS.items()):
         ys = [r.get(key) for r in history]
         ax.plot([s / last for s in steps], ys, lw=1, alpha=0.4, color="C0")
         if len(ys) >= 5:  # a running mean, as the paper's smoothed curves
