@@ -44,29 +44,33 @@ def run_notebook(nb: Path, parameters: dict, out_dir: Path) -> Path:
 
 
 def run_all(params_file: str, out_dir: str, names: list[str] | None = None,
-            extra: dict | None = None) -> list[tuple[str, float]]:
-    """Execute every notebook (or the named ones) with its section of ``params_file``."""
+            extra: dict | None = None, workers: int = 1) -> list[tuple[str, float]]:
+    """Execute every notebook (or the named ones) with its section of ``params_file``; with
+    ``workers`` > 1, that many kernels side by side (the notebooks do not read each other's output)."""
+    from concurrent.futures import ThreadPoolExecutor
     params = load_params(resolve(params_file))
-    timings = []
-    for nb in notebook_paths(names):
+
+    def one(nb: Path) -> tuple[str, float]:
         section = dict(params.get(nb.stem, {}))
         section.update(extra or {})
         t0 = time.perf_counter()
         print(f"[notebooks] {nb.name} ...", flush=True)
         run_notebook(nb, section, resolve(out_dir))
-        timings.append((nb.name, time.perf_counter() - t0))
-        print(f"[notebooks] {nb.name} done in {timings[-1][1]:.0f} s", flush=True)
-    return timings
+        print(f"[notebooks] {nb.name} done in {time.perf_counter() - t0:.0f} s", flush=True)
+        return nb.name, time.perf_counter() - t0
+    with ThreadPoolExecutor(max(1, workers)) as pool:  # map re-raises the first failure
+        return list(pool.map(one, notebook_paths(names)))
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m cozlib.notebooks")
     ap.add_argument("--params", default="params/demo.yaml")
     ap.add_argument("--out", default="build/notebooks")
+    ap.add_argument("--workers", type=int, default=1, help="kernels side by side (default 1)")
     ap.add_argument("names", nargs="*", help="notebook stems or numbers (default: all)")
     a = ap.parse_args(argv)
     t0 = time.perf_counter()
-    run_all(a.params, a.out, a.names or None)
+    run_all(a.params, a.out, a.names or None, workers=a.workers)
     print(f"[notebooks] all done in {time.perf_counter() - t0:.0f} s")
     return 0
 

@@ -52,8 +52,8 @@ def test_every_params_key_exists_in_its_notebook(params_file):
 @pytest.mark.notebooks
 def test_notebooks_execute_with_smoke_params(tmp_path):
     figures = tmp_path / "figures"
-    run_all("params/smoke.yaml", str(tmp_path / "executed"),
-            extra={"figures_dir": str(figures), "cache_dir": str(tmp_path / "cache")})
+    run_all("params/smoke.yaml", str(tmp_path / "executed"),  # two kernels: the machine's 2 cores
+            extra={"figures_dir": str(figures), "cache_dir": str(tmp_path / "cache")}, workers=2)
     executed = sorted(p.name for p in (tmp_path / "executed").glob("*.ipynb"))
     assert executed == sorted(p.name for p in NOTEBOOKS)
     manifest = json.loads((figures / "MANIFEST.json").read_text())

@@ -53,11 +53,23 @@ def test_interrupted_stage_resumes_to_the_same_weights(tmp_path):
     assert "done" in lines[0]
 
 
+def test_stage_does_not_resume_a_checkpoint_of_another_world(tmp_path, monkeypatch, capsys):
+    first, step, _ = _linear_stage(tmp_path, 4)
+    first.run(step, log=lambda s: None)
+    monkeypatch.setattr(Stage, "identity", staticmethod(lambda: {"render_version": -1}))
+    again, step, _ = _linear_stage(tmp_path, 4)
+    lines = []
+    again.run(step, log=lines.append)
+    assert "starting over" in capsys.readouterr().out
+    assert not any("done" in ln for ln in lines) and [r["step"] for r in again.history] == [1, 2, 3, 4]
+
+
 def test_smoke_training_writes_loadable_weights_with_a_manifest(tmp_path):
     from cozlib.backbones import make_backbone
     from cozlib.training.sr import SRTrainConfig, train
     from cozlib.world import render_view
-    out = train(SRTrainConfig.smoke(out=str(tmp_path / "w"), work=str(tmp_path / "work"), device="cpu"),
+    out = train(SRTrainConfig.smoke(out=str(tmp_path / "w"), work=str(tmp_path / "work"), device="cpu",
+                                    csd_weight=0.05),  # the off-by-default CSD term runs too
                 log=lambda s: None)
     manifest = json.loads((out / "manifest.json").read_text())
     assert {s["name"] for s in manifest["stages"]} == {"vae", "base", "sr-gan", "sr-l2"}
@@ -71,6 +83,21 @@ def test_smoke_training_writes_loadable_weights_with_a_manifest(tmp_path):
         (y,) = bb.upsample([lr], ["cat, fur"], 96)  # 96 px: more than one 64 px tile
         assert y.size == (96, 96)
     assert not list(tmp_path.glob("w/.tmp*")) and not list(tmp_path.glob(".tmp-*"))
+
+
+def test_csd_direction_is_normalised_and_vanishes_when_words_change_nothing():
+    from cozlib.training.sr import PromptCache, csd_direction
+    from cozlib.training.tiny import build_pipeline
+    pipe = build_pipeline(0)
+    enc = PromptCache(pipe, "cpu", pipe.tokenizer.model_max_length)
+    pe, pooled = enc(["cat, fur, hairs", "log, bark, cracks"])
+    pn, pooled_n = enc(["", ""])
+    z0 = torch.randn(2, pipe.transformer.config.in_channels, 8, 8, requires_grad=True)
+    g = csd_direction(pipe.transformer, z0, pe, pooled, pn, pooled_n, (0.5, 0.98), torch.Generator().manual_seed(0))
+    assert g.shape == z0.shape and not g.requires_grad
+    assert torch.allclose(g.abs().mean(dim=(1, 2, 3)), torch.ones(2), atol=1e-4)
+    same = csd_direction(pipe.transformer, z0, pe, pooled, pe, pooled, (0.5, 0.98), torch.Generator().manual_seed(0))
+    assert float(same.abs().max()) == 0.0
 
 
 def test_word_vector_marks_vocabulary_words_and_conditions_the_discriminator():

@@ -136,6 +136,24 @@ def lora_config(cfg: GRPOTrainConfig):
                       target_modules=LORA_TARGETS, task_type="CAUSAL_LM")
 
 
+def _resumable(out_dir: Path, log=print) -> bool:
+    """True when trl checkpoints of this world (``Stage.identity``) are in ``out_dir``; checkpoints
+    of another world are removed, so that a later interruption cannot resume from them."""
+    import shutil
+    from ..imageio import save_json
+    from .loop import Stage
+    marker, ident = out_dir / "identity.json", Stage.identity()
+    ckpts = sorted(out_dir.glob("checkpoint-*"))
+    if ckpts and marker.is_file() and json.loads(marker.read_text()) == ident:
+        return True
+    if ckpts:
+        log(f"[grpo] {out_dir} holds checkpoints of other data (not {ident}): starting over")
+        for c in ckpts:
+            shutil.rmtree(c)
+    save_json(ident, marker)
+    return False
+
+
 def train_grpo(data: dict, critic, cfg: GRPOTrainConfig, device: str, log=print):
     """trl GRPOTrainer on the supervised multi-scale VLM with a fresh LoRA; returns (trainer, history)."""
     from trl import GRPOConfig, GRPOTrainer
@@ -155,7 +173,7 @@ def train_grpo(data: dict, critic, cfg: GRPOTrainConfig, device: str, log=print)
         warmup_steps=max(1, cfg.steps // 20), dataloader_num_workers=0)
     trainer = GRPOTrainer(model=model, reward_funcs=[critic_reward(critic), phrase_reward(), repetition_reward()],
                           args=args, train_dataset=grpo_dataset(data), processing_class=proc, peft_config=lora_config(cfg))
-    resume = any(out_dir.glob("checkpoint-*"))
+    resume = _resumable(out_dir, log)
     t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=True if resume else None)
     hist = [r for r in trainer.state.log_history if "reward" in r]

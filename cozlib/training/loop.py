@@ -2,7 +2,9 @@
 
 A stage keeps its modules and optimizers in one checkpoint file (written to a temp file, then
 renamed), every ``ckpt_every`` steps and at the end. Run again after an interruption, it loads the
-checkpoint and goes on from the step it holds; a finished stage just loads its final state. Batches
+checkpoint and goes on from the step it holds; a finished stage just loads its final state. A
+checkpoint made from another ZoomWorld (``world.RENDER_VERSION``) is not resumed: the stage starts
+over. Batches
 come from ``batch_fn(step)``, which must be a function of the step (seeded), so a resumed run sees
 the batches an uninterrupted one would.
 """
@@ -46,6 +48,12 @@ class Stage:
     history: list = field(default_factory=list)      # [{"step": s, loss: value, ...}]
     wall_s: float = 0.0
 
+    @staticmethod
+    def identity() -> dict:
+        """What a checkpoint must match to be resumed: the world its data was rendered from."""
+        from ..world import RENDER_VERSION
+        return {"render_version": RENDER_VERSION}
+
     @property
     def path(self) -> Path:
         return Path(self.ckpt_dir) / f"{self.name}.pt"
@@ -55,13 +63,17 @@ class Stage:
         from ..imageio import save_torch
         save_torch({"step": step, "state": {k: m.state_dict() for k, m in self.modules.items()},
                     "extra": self.extra, "history": self.history, "wall_s": self.wall_s,
-                    "rng": torch.get_rng_state()}, self.path)
+                    "rng": torch.get_rng_state(), "identity": self.identity()}, self.path)
 
     def _load(self) -> int:
         import torch
         if not self.path.is_file():
             return 0
         ck = torch.load(self.path, map_location="cpu", weights_only=False)  # our own file
+        if ck.get("identity") != self.identity():
+            print(f"[{self.name}] {self.path} was trained on other data ({ck.get('identity')}, now "
+                  f"{self.identity()}): starting over", flush=True)
+            return 0
         for k, m in self.modules.items():
             m.load_state_dict(ck["state"][k])
         self.extra.update(ck["extra"])

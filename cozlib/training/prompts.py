@@ -84,7 +84,8 @@ def make_samples(cfg: PromptTrainConfig, split: str, n: int) -> dict:
 
 def cached_samples(cfg: PromptTrainConfig, split: str, n: int, log=print) -> dict:
     import torch
-    path = Path(cfg.work) / f"samples-{split}-{n}-{cfg.image_px}-{cfg.process_size}-{cfg.seed}.pt"
+    from ..world import RENDER_VERSION  # renders of an older world are not reused
+    path = Path(cfg.work) / f"samples-{split}-{n}-{cfg.image_px}-{cfg.process_size}-{cfg.seed}-r{RENDER_VERSION}.pt"
     if path.is_file():
         return torch.load(path, weights_only=False)
     t = time.perf_counter()

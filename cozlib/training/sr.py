@@ -77,6 +77,8 @@ class SRTrainConfig:
     colour_aug: float = 0.0     # base and SR stages: share of samples hue-rotated (batch_of); tried, see bench/results
     train_text: bool = False    # base stage: train the tiny text encoders too (train_base); tried, see bench/results
     disc_words: bool = False    # sr-gan: condition the discriminator on the prompt's ZoomWorld words (word_vector), not the pooled embedding
+    csd_weight: float = 0.0     # sr-gan: classifier score distillation from the base model (csd_direction); 0 = off
+    csd_sigmas: tuple = (0.5, 0.98)  # noise levels it samples (uniform)
     lora_rank: int = 16
     vae_lora_rank: int = 4
     variants: list = field(default_factory=lambda: ["gan", "l2"])
@@ -167,7 +169,9 @@ def make_pairs(cfg: SRTrainConfig, split: str = "train", n: int | None = None, p
 
 def cached_pairs(cfg: SRTrainConfig, split: str, n: int, photos: bool, log=print) -> dict:
     import torch
-    path = Path(cfg.work) / f"pairs-{split}-{n}-{cfg.size}-{cfg.upscale}-{cfg.photo_share if photos else 0}-{cfg.seed}.pt"
+    from ..world import RENDER_VERSION  # renders of an older world are not reused
+    path = Path(cfg.work) / (f"pairs-{split}-{n}-{cfg.size}-{cfg.upscale}-{cfg.photo_share if photos else 0}-{cfg.seed}"
+                             f"-r{RENDER_VERSION}.pt")
     if path.is_file():
         return torch.load(path, weights_only=False)
     t = time.perf_counter()
@@ -397,6 +401,26 @@ def _matches(name: str, patterns) -> bool:
     return any(re.fullmatch(p, name) for p in patterns)
 
 
+def csd_direction(base, z0, pe, pooled, pe_null, pooled_null, sigmas, generator):
+    """Classifier score distillation (Yu et al. 2023), our stand-in for OSEDiff's VSD (PAPER.md
+    section 5): noise the one-step output's latent to a random sigma, ask the frozen base model
+    (the text-conditioned prior) for its velocity with the words and without, and return
+    sigma * (v_words - v_null), normalised per sample. Moving z0 against it makes the image more
+    likely under the words than without them (with rectified flow, v = (z_t - z0_hat) / sigma, so
+    it is the base model's word-driven change of its clean estimate, reversed). No gradient."""
+    import torch
+    with torch.no_grad():
+        s = torch.empty(z0.shape[0], 1, 1, 1).uniform_(*sigmas, generator=generator).to(z0)
+        e = torch.randn(z0.shape, generator=generator).to(z0)
+        zt = (1 - s) * z0.detach() + s * e
+        t = s.flatten() * 1000
+        v_c = base(hidden_states=zt, timestep=t, encoder_hidden_states=pe, pooled_projections=pooled, return_dict=False)[0]
+        v_u = base(hidden_states=zt, timestep=t, encoder_hidden_states=pe_null, pooled_projections=pooled_null,
+                   return_dict=False)[0]
+        g = s * (v_c - v_u).float()
+        return g / (g.abs().mean(dim=(1, 2, 3), keepdim=True) + 1e-8)
+
+
 def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=print):
     """OSEDiff's one-step 4x stage with LoRA; ``variant`` 'gan' (L2 + GAN) or 'l2'."""
     import torch
@@ -416,6 +440,10 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
         mods.update(disc=disc, dopt=dopt)
     stage = Stage(f"sr-{variant}", cfg.steps_sr, Path(cfg.work) / "ckpt", mods)
     encode = PromptCache(pipe, device, pipe.tokenizer.model_max_length)
+    csd = disc is not None and cfg.csd_weight > 0
+    if csd:
+        pipe.transformer.to(device).eval().requires_grad_(False)
+        pipe.vae.to(device).eval().requires_grad_(False)
 
     def step(i: int) -> dict:
         hr, lr, prompts = batch_of(data, i, cfg.batch_sr, cfg.seed + 3, device, cfg.prompt_dropout_sr, cfg.colour_aug)
@@ -424,10 +452,22 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
         pe, pooled = encode(prompts)
         cond = word_vector(prompts, device) if cfg.disc_words else pooled
         with autocast(device):
-            out = model.one_step(lr, pe, pooled).float()
+            z = model.encode(lr)
+            z0 = z - model.sigma * model.velocity(z, pe, pooled)      # the one step (model.one_step)
+            out = model.decode(z0).float()
             k = cfg.l2_lowpass if disc is not None else 1
             l2 = F.mse_loss(F.avg_pool2d(out, k), F.avg_pool2d(hr, k)) if k > 1 else F.mse_loss(out, hr)
             loss, row = l2, {"l2": l2.item()}
+            if csd:  # on the output image re-encoded by the base VAE: the latent cannot drift off its manifold
+                worded = torch.tensor([bool(p) for p in prompts], device=z0.device).view(-1, 1, 1, 1)
+                pe_n, pooled_n = encode([""] * len(prompts))
+                vc = pipe.vae.config
+                zi = (pipe.vae.encode(out).latent_dist.mode() - (vc.shift_factor or 0.0)) * vc.scaling_factor
+                g = csd_direction(pipe.transformer, zi, pe, pooled, pe_n, pooled_n, cfg.csd_sigmas,
+                                  torch.Generator().manual_seed(cfg.seed * 7919 + i))
+                l_csd = (zi.float() * g * worded).mean()
+                loss = loss + cfg.csd_weight * l_csd
+                row["csd"] = l_csd.item()
             if disc is not None:
                 g_adv = -disc(out, cond).float().mean()
                 loss = loss + cfg.gan_weight * g_adv
