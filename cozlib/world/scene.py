@@ -4,7 +4,8 @@ A scene (from an integer seed) is a ground plane with 3-5 objects drawn from ``v
 Each object is a signed-distance shape with a fractal, self-similar outline; inside it, parts
 (seeds, eyes, mortar, veins, ...) are painted on a base part; each part is filled with its
 micro-texture (``vocab.MICRO``), band-limited octaves of equal amplitude that continue to any
-depth. Coordinates are float64 in the base view's unit square [0, 1]^2 (x right, y down).
+depth: a shared mottle down to the word's scale, then the texture's own kind (a coarse view does
+not tell which kind will appear; the words do). Coordinates are float64 in the base view's unit square [0, 1]^2 (x right, y down).
 
 ``render`` takes windows (left, top, right, bottom) of one scene and a pixel size and returns an
 RGB batch; ``weights`` returns, per pixel, how much of it belongs to each (object, part); the
@@ -24,10 +25,13 @@ from .vocab import MESO_PERIOD, MICRO, OBJECTS, Micro
 Window = tuple[float, float, float, float]
 #: Bump when renders change for the same seed and window: it is part of every ZoomWorld input's
 #: source, so cached chains, truth scores and oracle prompts from an older renderer are not reused.
-RENDER_VERSION = 4
-#: A micro-texture's octaves start this many times below its word's frequency ``f_lo``: coarser
-#: octaves of the same texture fill the scales between a part and its micro-structure.
+RENDER_VERSION = 5
+#: A micro-texture's octaves start this many times below its word's frequency ``f_lo``: these
+#: lead octaves fill the scales between a part and its micro-structure with a plain mottle, the
+#: same for every texture (no gap in detail, but no hint of what comes); from ``f_lo`` on, the
+#: texture's own generator (speckle, streak, cellular).
 TEXTURE_LEAD = 16.0
+LEAD_OCTAVES = 4  # log2(TEXTURE_LEAD)
 
 
 @dataclass(frozen=True)
@@ -101,13 +105,15 @@ class Scene:
     @staticmethod
     def _texture(m: Micro, X, Y, seed: int, pixel: float, angle) -> torch.Tensor:
         """The micro-texture's modulation in [-1, 1]."""
-        f0 = m.f_lo / TEXTURE_LEAD  # the texture starts well above its word's scale: no gap in detail
-        if m.family == "speckle":
-            t = noise.fbm(X, Y, seed, f0, pixel)
-        elif m.family == "streak":
-            t = noise.fbm(X, Y, seed, f0, pixel, stretch=m.stretch, angle=angle, ridged=True)
-        else:
-            t = noise.cellular(X, Y, seed, f0, pixel) * 1.6
+        # lead octaves: a mottle shared by all textures, so a coarse view does not reveal the kind
+        t = noise.fbm(X, Y, seed + 977, m.f_lo / TEXTURE_LEAD, pixel, max_octaves=LEAD_OCTAVES)
+        if noise.band_weight(m.f_lo, pixel) > 0.0:  # the texture's own octaves, from its word's scale
+            if m.family == "speckle":
+                t = t + noise.fbm(X, Y, seed, m.f_lo, pixel)
+            elif m.family == "streak":
+                t = t + noise.fbm(X, Y, seed, m.f_lo, pixel, stretch=m.stretch, angle=angle, ridged=True)
+            else:
+                t = t + noise.cellular(X, Y, seed, m.f_lo, pixel) * 1.6
         # A triangle wave, not tanh: the sum grows with the number of octaves at deep zoom, and a
         # saturating map would flatten the finest ones (a blur floor). The fold keeps local contrast,
         # and being piecewise linear, a pixel's average is the map of its average almost everywhere
