@@ -3,6 +3,7 @@
 
     python bench/prompt_sensitivity.py --work build/exp/colour --set colour_aug=1.0
     python bench/prompt_sensitivity.py --work build/exp/text --set colour_aug=1.0 train_text=true
+    python bench/prompt_sensitivity.py --work build/exp/csd --set csd_weight=0.05
 
 Prints (1) the base model's flow loss at sigma 0.5 / 0.8 / 0.95 on 64 val pairs with the true, null
 and wrong words (lower = the words help it predict the image), natural colours and hue-rotated;

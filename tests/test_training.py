@@ -69,7 +69,7 @@ def test_smoke_training_writes_loadable_weights_with_a_manifest(tmp_path):
     from cozlib.training.sr import SRTrainConfig, train
     from cozlib.world import render_view
     out = train(SRTrainConfig.smoke(out=str(tmp_path / "w"), work=str(tmp_path / "work"), device="cpu",
-                                    csd_weight=0.05),  # the off-by-default CSD term runs too
+                                    csd_weight=0.05, vsd_weight=0.05),  # the off-by-default CSD and VSD run too
                 log=lambda s: None)
     manifest = json.loads((out / "manifest.json").read_text())
     assert {s["name"] for s in manifest["stages"]} == {"vae", "base", "sr-gan", "sr-l2"}
@@ -98,6 +98,29 @@ def test_csd_direction_is_normalised_and_vanishes_when_words_change_nothing():
     assert torch.allclose(g.abs().mean(dim=(1, 2, 3)), torch.ones(2), atol=1e-4)
     same = csd_direction(pipe.transformer, z0, pe, pooled, pe, pooled, (0.5, 0.98), torch.Generator().manual_seed(0))
     assert float(same.abs().max()) == 0.0
+
+
+def test_vsd_direction_vanishes_while_the_fake_score_equals_the_base_and_the_fake_learns():
+    import copy
+    from cozlib.backbones.osediff import add_transformer_lora, adaln_linear_names
+    from cozlib.training.sr import PromptCache, fake_score_loss, vsd_direction
+    from cozlib.training.tiny import build_pipeline
+    pipe = build_pipeline(0)
+    base = pipe.transformer.eval().requires_grad_(False)
+    fake = copy.deepcopy(base)
+    add_transformer_lora(fake, 4, adaln_linear_names(fake), adapter="fake_score")  # B = 0: fake == base
+    pe, pooled = PromptCache(pipe, "cpu", pipe.tokenizer.model_max_length)(["cat, fur, hairs", ""])
+    z0 = torch.randn(2, base.config.in_channels, 8, 8)
+    g = vsd_direction(base, fake, z0, pe, pooled, (0.5, 0.98), torch.Generator().manual_seed(0))
+    assert g.shape == z0.shape and float(g.abs().max()) == 0.0
+    opt = torch.optim.SGD([p for p in fake.parameters() if p.requires_grad], lr=0.5)
+    for k in range(3):
+        loss = fake_score_loss(fake, z0, pe, pooled, torch.Generator().manual_seed(k))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    g = vsd_direction(base, fake, z0, pe, pooled, (0.5, 0.98), torch.Generator().manual_seed(0))
+    assert torch.allclose(g.abs().mean(dim=(1, 2, 3)), torch.ones(2), atol=1e-4)
 
 
 def test_word_vector_marks_vocabulary_words_and_conditions_the_discriminator():

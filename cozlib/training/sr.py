@@ -78,7 +78,8 @@ class SRTrainConfig:
     train_text: bool = False    # base stage: train the tiny text encoders too (train_base); tried, see bench/results
     disc_words: bool = False    # sr-gan: condition the discriminator on the prompt's ZoomWorld words (word_vector), not the pooled embedding
     csd_weight: float = 0.0     # sr-gan: classifier score distillation from the base model (csd_direction); 0 = off
-    csd_sigmas: tuple = (0.5, 0.98)  # noise levels it samples (uniform)
+    vsd_weight: float = 0.0     # sr-gan: variational score distillation (vsd_direction, OSEDiff's loss); 0 = off
+    csd_sigmas: tuple = (0.5, 0.98)  # noise levels CSD and VSD sample (uniform)
     lora_rank: int = 16
     vae_lora_rank: int = 4
     variants: list = field(default_factory=lambda: ["gan", "l2"])
@@ -421,6 +422,35 @@ def csd_direction(base, z0, pe, pooled, pe_null, pooled_null, sigmas, generator)
         return g / (g.abs().mean(dim=(1, 2, 3), keepdim=True) + 1e-8)
 
 
+def vsd_direction(base, fake, z0, pe, pooled, sigmas, generator):
+    """Variational score distillation (OSEDiff's regulariser, PAPER.md section 5): noise the output
+    latent, and return sigma * (v_base - v_fake) with the same words, normalised per sample. ``fake``
+    is a LoRA copy of the base model trained on the generator's outputs (``fake_score_loss``), so
+    the direction vanishes when the outputs have the base model's word-conditional statistics,
+    unlike CSD's, which keeps pushing. No gradient."""
+    import torch
+    with torch.no_grad():
+        s = torch.empty(z0.shape[0], 1, 1, 1).uniform_(*sigmas, generator=generator).to(z0)
+        e = torch.randn(z0.shape, generator=generator).to(z0)
+        zt = (1 - s) * z0.detach() + s * e
+        t = s.flatten() * 1000
+        kw = dict(hidden_states=zt, timestep=t, encoder_hidden_states=pe, pooled_projections=pooled, return_dict=False)
+        g = s * (base(**kw)[0] - fake(**kw)[0]).float()
+        return g / (g.abs().mean(dim=(1, 2, 3), keepdim=True) + 1e-8)
+
+
+def fake_score_loss(fake, z0, pe, pooled, generator):
+    """The fake score model's rectified-flow loss on the generator's (detached) output latents."""
+    import torch
+    import torch.nn.functional as F
+    z0 = z0.detach()
+    s = torch.rand(z0.shape[0], 1, 1, 1, generator=generator).to(z0)
+    e = torch.randn(z0.shape, generator=generator).to(z0)
+    v = fake(hidden_states=(1 - s) * z0 + s * e, timestep=s.flatten() * 1000, encoder_hidden_states=pe,
+             pooled_projections=pooled, return_dict=False)[0]
+    return F.mse_loss(v.float(), (e - z0).float())
+
+
 def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=print):
     """OSEDiff's one-step 4x stage with LoRA; ``variant`` 'gan' (L2 + GAN) or 'l2'."""
     import torch
@@ -441,9 +471,17 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
     stage = Stage(f"sr-{variant}", cfg.steps_sr, Path(cfg.work) / "ckpt", mods)
     encode = PromptCache(pipe, device, pipe.tokenizer.model_max_length)
     csd = disc is not None and cfg.csd_weight > 0
-    if csd:
+    vsd = disc is not None and cfg.vsd_weight > 0
+    if csd or vsd:
         pipe.transformer.to(device).eval().requires_grad_(False)
         pipe.vae.to(device).eval().requires_grad_(False)
+    if vsd:
+        from ..backbones.osediff import add_transformer_lora
+        fake = copy.deepcopy(pipe.transformer).to(device)
+        add_transformer_lora(fake, cfg.lora_rank, names, adapter="fake_score")
+        fake_params = [p for p in fake.parameters() if p.requires_grad]
+        fopt = torch.optim.AdamW(fake_params, lr=cfg.lr_sr, weight_decay=0.0)
+        mods.update(fake=fake, fopt=fopt)
 
     def step(i: int) -> dict:
         hr, lr, prompts = batch_of(data, i, cfg.batch_sr, cfg.seed + 3, device, cfg.prompt_dropout_sr, cfg.colour_aug)
@@ -458,11 +496,18 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
             k = cfg.l2_lowpass if disc is not None else 1
             l2 = F.mse_loss(F.avg_pool2d(out, k), F.avg_pool2d(hr, k)) if k > 1 else F.mse_loss(out, hr)
             loss, row = l2, {"l2": l2.item()}
-            if csd:  # on the output image re-encoded by the base VAE: the latent cannot drift off its manifold
-                worded = torch.tensor([bool(p) for p in prompts], device=z0.device).view(-1, 1, 1, 1)
-                pe_n, pooled_n = encode([""] * len(prompts))
+            if csd or vsd:  # on the output image re-encoded by the base VAE: the latent cannot drift off its manifold
                 vc = pipe.vae.config
                 zi = (pipe.vae.encode(out).latent_dist.mode() - (vc.shift_factor or 0.0)) * vc.scaling_factor
+            if vsd:
+                g = vsd_direction(pipe.transformer, fake, zi, pe, pooled, cfg.csd_sigmas,
+                                  torch.Generator().manual_seed(cfg.seed * 7919 + i))
+                l_vsd = (zi.float() * g).mean()
+                loss = loss + cfg.vsd_weight * l_vsd
+                row["vsd"] = l_vsd.item()
+            if csd:
+                worded = torch.tensor([bool(p) for p in prompts], device=z0.device).view(-1, 1, 1, 1)
+                pe_n, pooled_n = encode([""] * len(prompts))
                 g = csd_direction(pipe.transformer, zi, pe, pooled, pe_n, pooled_n, cfg.csd_sigmas,
                                   torch.Generator().manual_seed(cfg.seed * 7919 + i))
                 l_csd = (zi.float() * g * worded).mean()
@@ -489,6 +534,13 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
             d_loss.backward()
             dopt.step()
             row["d"] = d_loss.item()
+        if vsd:  # the fake score model follows the generator's current outputs
+            with autocast(device):
+                f_loss = fake_score_loss(fake, zi, pe, pooled, torch.Generator().manual_seed(cfg.seed * 7919 + i + 1))
+            fopt.zero_grad(set_to_none=True)
+            f_loss.backward()
+            fopt.step()
+            row["fake"] = f_loss.item()
         return row
 
     stage.run(step, log)
