@@ -60,14 +60,18 @@ def package_versions() -> dict[str, str]:
 
 def _record(figures_dir: Path, files: Sequence[Path], params: dict[str, Any], notebook: str | None) -> None:
     """Add ``files`` to the manifest; a lock file serialises notebooks running side by side."""
-    import fcntl
+    try:
+        import fcntl
+    except ImportError:  # not on Unix: no lock (run notebooks one at a time there)
+        fcntl = None
     manifest_path = figures_dir / "MANIFEST.json"
     entry = {"parameters": params, "seed": params.get("seed"), "git_commit": git_commit(),
              "packages": package_versions(), "notebook": notebook,
              "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     figures_dir.mkdir(parents=True, exist_ok=True)
     with open(figures_dir / ".MANIFEST.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        if fcntl is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
         manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
         for f in files:
             manifest[f.name] = entry

@@ -34,7 +34,9 @@ def run_notebook(nb: Path, parameters: dict, out_dir: Path) -> Path:
     final = out_dir / nb.name
     tmp = out_dir / f".{nb.stem}.tmp.ipynb"
     try:
-        pm.execute_notebook(str(nb), str(tmp), parameters=parameters, cwd=str(nb.parent),
+        # no cwd=: papermill would chdir the whole process (a race with kernels side by side); the
+        # notebooks resolve every path against the project root (paths.resolve)
+        pm.execute_notebook(str(nb), str(tmp), parameters=parameters,
                             kernel_name="python3", progress_bar=False, log_output=False)
         os.replace(tmp, final)
     finally:
@@ -47,7 +49,7 @@ def run_all(params_file: str, out_dir: str, names: list[str] | None = None,
             extra: dict | None = None, workers: int = 1) -> list[tuple[str, float]]:
     """Execute every notebook (or the named ones) with its section of ``params_file``; with
     ``workers`` > 1, that many kernels side by side (the notebooks do not read each other's output)."""
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import ThreadPoolExecutor, as_completed
     params = load_params(resolve(params_file))
 
     def one(nb: Path) -> tuple[str, float]:
@@ -58,8 +60,15 @@ def run_all(params_file: str, out_dir: str, names: list[str] | None = None,
         run_notebook(nb, section, resolve(out_dir))
         print(f"[notebooks] {nb.name} done in {time.perf_counter() - t0:.0f} s", flush=True)
         return nb.name, time.perf_counter() - t0
-    with ThreadPoolExecutor(max(1, workers)) as pool:  # map re-raises the first failure
-        return list(pool.map(one, notebook_paths(names)))
+    paths = notebook_paths(names)
+    pool = ThreadPoolExecutor(max(1, workers))
+    futures = [pool.submit(one, nb) for nb in paths]
+    try:
+        for f in as_completed(futures):
+            f.result()  # the first failure stops the run: notebooks not started yet are cancelled
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return [f.result() for f in futures]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -67,6 +67,8 @@ def test_notebooks_execute_with_smoke_params(tmp_path):
                  "fig5_zoomworld_osediff.png", "prompt_hallucination.csv", "table1_prompts_zoomworld.csv",
                  "prompt_hallucination_chains.csv", "grpo_reward_trends.csv", "figure8_zoomworld.png", "vlm_training.png"):
         assert (figures / name).is_file(), name
+    written = {p.name for p in figures.iterdir() if p.is_file() and not p.name.startswith(".")} - {"MANIFEST.json"}
+    assert written <= set(manifest), f"figures missing from the manifest: {sorted(written - set(manifest))}"
     halluc = (figures / "prompt_hallucination.csv").read_text().splitlines()
     assert halluc[0] == "extractor,precision 4x,precision 64x,recall 4x,recall 64x,hallucination 4x,hallucination 64x"
     assert [r.split(",")[0] for r in halluc[1:]] == ["null", "dape", "vlm-single", "vlm", "oracle"]

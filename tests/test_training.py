@@ -53,14 +53,14 @@ def test_interrupted_stage_resumes_to_the_same_weights(tmp_path):
     assert "done" in lines[0]
 
 
-def test_stage_does_not_resume_a_checkpoint_of_another_world(tmp_path, monkeypatch, capsys):
+def test_stage_does_not_resume_a_checkpoint_of_another_world(tmp_path, monkeypatch):
     first, step, _ = _linear_stage(tmp_path, 4)
     first.run(step, log=lambda s: None)
     monkeypatch.setattr(Stage, "identity", staticmethod(lambda: {"render_version": -1}))
     again, step, _ = _linear_stage(tmp_path, 4)
     lines = []
     again.run(step, log=lines.append)
-    assert "starting over" in capsys.readouterr().out
+    assert "starting over" in lines[0]
     assert not any("done" in ln for ln in lines) and [r["step"] for r in again.history] == [1, 2, 3, 4]
 
 
@@ -75,6 +75,8 @@ def test_smoke_training_writes_loadable_weights_with_a_manifest(tmp_path):
     assert {s["name"] for s in manifest["stages"]} == {"vae", "base", "sr-gan", "sr-l2"}
     assert manifest["code_commit"] and manifest["device"].startswith("cpu") and manifest["wall_s_all_stages"] > 0
     assert set(manifest["metrics_val"]) == {"gan", "l2"}
+    gan_rows = json.loads((out / "history.json").read_text())["sr-gan"]
+    assert {"csd", "vsd", "fake"} <= set(gan_rows[-1])          # both distillation terms ran
     for f in ("model_index.json", "sr_lora.pkl", "vae_encoder_lora.pt", "sr_lora_l2.pkl", "cozlib.json"):
         assert (out / f).is_file()
     for variant in ("gan", "l2"):
@@ -98,6 +100,55 @@ def test_csd_direction_is_normalised_and_vanishes_when_words_change_nothing():
     assert torch.allclose(g.abs().mean(dim=(1, 2, 3)), torch.ones(2), atol=1e-4)
     same = csd_direction(pipe.transformer, z0, pe, pooled, pe, pooled, (0.5, 0.98), torch.Generator().manual_seed(0))
     assert float(same.abs().max()) == 0.0
+
+
+class _ToyFlow(torch.nn.Module):
+    """A 'transformer' whose clean estimate is a constant chosen by the prompt: v = (z_t - x0) / sigma."""
+
+    def __init__(self, x0_worded: float, x0_null: float):
+        super().__init__()
+        self.x0 = (x0_worded, x0_null)
+
+    def forward(self, hidden_states, timestep, encoder_hidden_states, pooled_projections, return_dict=False):
+        sigma = (timestep / 1000).view(-1, 1, 1, 1)
+        worded = (encoder_hidden_states.abs().sum(dim=(1, 2)) > 0).view(-1, 1, 1, 1)
+        x0 = torch.where(worded, torch.tensor(self.x0[0]), torch.tensor(self.x0[1]))
+        return ((hidden_states - x0) / sigma,)
+
+
+def test_distillation_directions_point_from_the_words_estimate_back():
+    """Descending the loss mean(z0 * g) moves z0 along -g: towards the base model's clean estimate
+    with the words (CSD: and away from the one without; VSD: away from the fake model's)."""
+    from cozlib.training.sr import csd_direction, vsd_direction
+    z0 = torch.zeros(2, 4, 3, 3)
+    pe, pooled = torch.ones(2, 5, 8), torch.ones(2, 6)
+    pn = torch.zeros(2, 5, 8)
+    base = _ToyFlow(x0_worded=1.0, x0_null=-1.0)
+    g = csd_direction(base, z0, pe, pooled, pn, pooled, (0.5, 0.98), torch.Generator().manual_seed(0))
+    assert torch.allclose(-g, torch.ones_like(g), atol=1e-5)     # -g = x0(words) - x0(null) > 0, normalised
+    fake = _ToyFlow(x0_worded=3.0, x0_null=3.0)                  # the outputs so far: too bright
+    g = vsd_direction(base, fake, z0, pe, pooled, (0.5, 0.98), torch.Generator().manual_seed(0))
+    assert torch.allclose(-g, -torch.ones_like(g), atol=1e-5)    # -g = x0(base) - x0(fake) < 0
+
+
+def test_checkpoints_and_trainer_folders_of_another_world_are_not_resumed(tmp_path, monkeypatch):
+    from cozlib.training.grpo import _resumable
+    old, step, _ = _linear_stage(tmp_path / "s", 4)
+    old.run(step, log=lambda s: None)
+    ck = torch.load(old.path, weights_only=False)
+    del ck["identity"]                                           # a file from before the mark: resumed
+    torch.save(ck, old.path)
+    again, step, _ = _linear_stage(tmp_path / "s", 4)
+    lines = []
+    again.run(step, log=lines.append)
+    assert "done" in lines[0]
+    trainer = tmp_path / "trainer"
+    (trainer / "checkpoint-5").mkdir(parents=True)
+    assert _resumable(trainer, log=lambda s: None)               # unmarked: resumed, and marked now
+    assert (trainer / "identity.json").is_file() and _resumable(trainer, log=lambda s: None)
+    monkeypatch.setattr(Stage, "identity", staticmethod(lambda: {"render_version": -1}))
+    assert not _resumable(trainer, log=lambda s: None)           # marked with another world: removed
+    assert not (trainer / "checkpoint-5").exists()
 
 
 def test_vsd_direction_vanishes_while_the_fake_score_equals_the_base_and_the_fake_learns():

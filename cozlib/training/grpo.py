@@ -137,21 +137,22 @@ def lora_config(cfg: GRPOTrainConfig):
 
 
 def _resumable(out_dir: Path, log=print) -> bool:
-    """True when trl checkpoints of this world (``Stage.identity``) are in ``out_dir``; checkpoints
-    of another world are removed, so that a later interruption cannot resume from them."""
+    """True when ``out_dir`` holds trl checkpoints to resume. Checkpoints marked (identity.json) with
+    another world than this one (``Stage.identity``) are removed, so that a later interruption
+    cannot resume from them; unmarked ones (from before the mark) are resumed."""
     import shutil
     from ..imageio import save_json
     from .loop import Stage
     marker, ident = out_dir / "identity.json", Stage.identity()
     ckpts = sorted(out_dir.glob("checkpoint-*"))
-    if ckpts and marker.is_file() and json.loads(marker.read_text()) == ident:
-        return True
-    if ckpts:
-        log(f"[grpo] {out_dir} holds checkpoints of other data (not {ident}): starting over")
+    if ckpts and marker.is_file() and json.loads(marker.read_text()) != ident:
+        log(f"[grpo] {out_dir} holds checkpoints of other data ({marker.read_text().strip()}, now {ident}): "
+            "starting over")
         for c in ckpts:
             shutil.rmtree(c)
+        ckpts = []
     save_json(ident, marker)
-    return False
+    return bool(ckpts)
 
 
 def train_grpo(data: dict, critic, cfg: GRPOTrainConfig, device: str, log=print):

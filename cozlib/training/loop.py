@@ -3,8 +3,8 @@
 A stage keeps its modules and optimizers in one checkpoint file (written to a temp file, then
 renamed), every ``ckpt_every`` steps and at the end. Run again after an interruption, it loads the
 checkpoint and goes on from the step it holds; a finished stage just loads its final state. A
-checkpoint made from another ZoomWorld (``world.RENDER_VERSION``) is not resumed: the stage starts
-over. Batches
+checkpoint marked with another ZoomWorld (``world.RENDER_VERSION``) is not resumed: the stage starts
+over (files from before the mark are resumed). Batches
 come from ``batch_fn(step)``, which must be a function of the step (seeded), so a resumed run sees
 the batches an uninterrupted one would.
 """
@@ -65,14 +65,14 @@ class Stage:
                     "extra": self.extra, "history": self.history, "wall_s": self.wall_s,
                     "rng": torch.get_rng_state(), "identity": self.identity()}, self.path)
 
-    def _load(self) -> int:
+    def _load(self, log: Callable[[str], None] = print) -> int:
         import torch
         if not self.path.is_file():
             return 0
         ck = torch.load(self.path, map_location="cpu", weights_only=False)  # our own file
-        if ck.get("identity") != self.identity():
-            print(f"[{self.name}] {self.path} was trained on other data ({ck.get('identity')}, now "
-                  f"{self.identity()}): starting over", flush=True)
+        if "identity" in ck and ck["identity"] != self.identity():  # older files have none: resumed
+            log(f"[{self.name}] {self.path} was trained on other data ({ck['identity']}, now "
+                f"{self.identity()}): starting over")
             return 0
         for k, m in self.modules.items():
             m.load_state_dict(ck["state"][k])
@@ -83,7 +83,7 @@ class Stage:
 
     def run(self, step_fn: Callable[[int], dict], log: Callable[[str], None] = print) -> "Stage":
         """Call ``step_fn(step)`` (returns {name: float}) for the remaining steps; resumable."""
-        start = self._load()
+        start = self._load(log)
         if start >= self.steps:
             log(f"[{self.name}] done ({self.steps} steps, {self.wall_s:.0f} s): loaded its checkpoint")
             return self

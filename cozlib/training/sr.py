@@ -403,18 +403,19 @@ def _matches(name: str, patterns) -> bool:
 
 
 def csd_direction(base, z0, pe, pooled, pe_null, pooled_null, sigmas, generator):
-    """Classifier score distillation (Yu et al. 2023), our stand-in for OSEDiff's VSD (PAPER.md
-    section 5): noise the one-step output's latent to a random sigma, ask the frozen base model
+    """Classifier score distillation (Yu et al. 2023), a cheaper relative of OSEDiff's VSD (PAPER.md
+    section 5, ``vsd_direction``) with no fake-score model: noise the one-step output's latent to a random sigma, ask the frozen base model
     (the text-conditioned prior) for its velocity with the words and without, and return
     sigma * (v_words - v_null), normalised per sample. Moving z0 against it makes the image more
     likely under the words than without them (with rectified flow, v = (z_t - z0_hat) / sigma, so
     it is the base model's word-driven change of its clean estimate, reversed). No gradient."""
     import torch
     with torch.no_grad():
-        s = torch.empty(z0.shape[0], 1, 1, 1).uniform_(*sigmas, generator=generator).to(z0)
+        s32 = torch.empty(z0.shape[0], 1, 1, 1).uniform_(*sigmas, generator=generator).to(z0.device)
+        s = s32.to(z0.dtype)
         e = torch.randn(z0.shape, generator=generator).to(z0)
         zt = (1 - s) * z0.detach() + s * e
-        t = s.flatten() * 1000
+        t = s32.flatten() * 1000  # float32: bf16 would round the timestep
         v_c = base(hidden_states=zt, timestep=t, encoder_hidden_states=pe, pooled_projections=pooled, return_dict=False)[0]
         v_u = base(hidden_states=zt, timestep=t, encoder_hidden_states=pe_null, pooled_projections=pooled_null,
                    return_dict=False)[0]
@@ -430,10 +431,11 @@ def vsd_direction(base, fake, z0, pe, pooled, sigmas, generator):
     unlike CSD's, which keeps pushing. No gradient."""
     import torch
     with torch.no_grad():
-        s = torch.empty(z0.shape[0], 1, 1, 1).uniform_(*sigmas, generator=generator).to(z0)
+        s32 = torch.empty(z0.shape[0], 1, 1, 1).uniform_(*sigmas, generator=generator).to(z0.device)
+        s = s32.to(z0.dtype)
         e = torch.randn(z0.shape, generator=generator).to(z0)
         zt = (1 - s) * z0.detach() + s * e
-        t = s.flatten() * 1000
+        t = s32.flatten() * 1000  # float32: bf16 would round the timestep
         kw = dict(hidden_states=zt, timestep=t, encoder_hidden_states=pe, pooled_projections=pooled, return_dict=False)
         g = s * (base(**kw)[0] - fake(**kw)[0]).float()
         return g / (g.abs().mean(dim=(1, 2, 3), keepdim=True) + 1e-8)
@@ -444,9 +446,10 @@ def fake_score_loss(fake, z0, pe, pooled, generator):
     import torch
     import torch.nn.functional as F
     z0 = z0.detach()
-    s = torch.rand(z0.shape[0], 1, 1, 1, generator=generator).to(z0)
+    s32 = torch.rand(z0.shape[0], 1, 1, 1, generator=generator).to(z0.device)
+    s = s32.to(z0.dtype)
     e = torch.randn(z0.shape, generator=generator).to(z0)
-    v = fake(hidden_states=(1 - s) * z0 + s * e, timestep=s.flatten() * 1000, encoder_hidden_states=pe,
+    v = fake(hidden_states=(1 - s) * z0 + s * e, timestep=s32.flatten() * 1000, encoder_hidden_states=pe,
              pooled_projections=pooled, return_dict=False)[0]
     return F.mse_loss(v.float(), (e - z0).float())
 
