@@ -26,26 +26,25 @@ import torch
 
 def flow_losses(pipe, val, sigmas=(0.5, 0.8, 0.95), draws: int = 4) -> dict:
     from cozlib.prompts.oracle import wrong_prompt
-    from cozlib.training.sr import PromptCache, hue_rotation, recolour
+    from cozlib.training.sr import PromptCache, base_latent, flow_noise, hue_rotation, recolour
     tr, vae = pipe.transformer.eval(), pipe.vae.eval()
     enc = PromptCache(pipe, "cpu", pipe.tokenizer.model_max_length)
     hr = val["hr"].float() / 127.5 - 1
-    sf, sh = vae.config.scaling_factor, vae.config.shift_factor
     words = {"true": val["prompt"], "null": [""] * len(hr), "wrong": [wrong_prompt(p) for p in val["prompt"]]}
     out = {}
     for colours in ("natural", "hue-rotated"):
         x = hr if colours == "natural" else recolour(hr, hue_rotation(np.random.default_rng(0).uniform(0, 2 * np.pi, len(hr))))
         with torch.no_grad():
-            z = (vae.encode(x).latent_dist.mode() - sh) * sf
+            z = base_latent(vae, x)
             for s in sigmas:
                 row = {}
                 for name, ps in words.items():
                     pe, pooled = enc(ps)
                     g, total = torch.Generator().manual_seed(1), 0.0
                     for _ in range(draws):
-                        e = torch.randn(z.shape, generator=g)
-                        v = tr(hidden_states=(1 - s) * z + s * e, timestep=torch.full((len(z),), s * 1000),
-                               encoder_hidden_states=pe, pooled_projections=pooled, return_dict=False)[0]
+                        _, e, zt, t = flow_noise(z, torch.full((len(z),), s), g)
+                        v = tr(hidden_states=zt, timestep=t, encoder_hidden_states=pe, pooled_projections=pooled,
+                               return_dict=False)[0]
                         total += float(((v - (e - z)) ** 2).mean()) / draws
                     row[name] = round(total, 4)
                 out[f"{colours} sigma {s}"] = row

@@ -58,8 +58,9 @@ def run_all(params_file: str, out_dir: str, names: list[str] | None = None,
         t0 = time.perf_counter()
         print(f"[notebooks] {nb.name} ...", flush=True)
         run_notebook(nb, section, resolve(out_dir))
-        print(f"[notebooks] {nb.name} done in {time.perf_counter() - t0:.0f} s", flush=True)
-        return nb.name, time.perf_counter() - t0
+        took = time.perf_counter() - t0
+        print(f"[notebooks] {nb.name} done in {took:.0f} s", flush=True)
+        return nb.name, took
     paths = notebook_paths(names)
     pool = ThreadPoolExecutor(max(1, workers))
     futures = [pool.submit(one, nb) for nb in paths]

@@ -340,7 +340,6 @@ def train_base(pipe, data, cfg: SRTrainConfig, device: str, log=print) -> Stage:
     frozen, as SD3's."""
     import torch
     tr, vae = pipe.transformer.to(device).train(), pipe.vae.to(device).eval()
-    sf, sh = vae.config.scaling_factor, vae.config.shift_factor
     encoders = text_encoders(pipe) if cfg.train_text else []
     params = list(tr.parameters()) + [p for e in encoders for p in e.parameters()]
     for e in encoders:
@@ -357,13 +356,11 @@ def train_base(pipe, data, cfg: SRTrainConfig, device: str, log=print) -> Stage:
             g["lr"] = cosine_lr(i, cfg.steps_base, cfg.lr_base)
         gen = torch.Generator(device="cpu").manual_seed(cfg.seed * 1_000_003 + i)
         with torch.no_grad():
-            z = (vae.encode(hr).latent_dist.mode() - sh) * sf
-        s = torch.sigmoid(torch.randn(z.shape[0], generator=gen)).to(device)  # logit-normal sigmas
-        e = torch.randn(z.shape, generator=gen).to(device)
-        x_t = (1 - s[:, None, None, None]) * z + s[:, None, None, None] * e
+            z = base_latent(vae, hr)
+        _, e, x_t, t = flow_noise(z, torch.sigmoid(torch.randn(z.shape[0], generator=gen)), gen)  # logit-normal sigmas
         with autocast(device):
             pe, pooled = _encode_prompts(pipe, prompts, device, max_len, grad=True) if encoders else encode(prompts)
-            v = tr(hidden_states=x_t, timestep=s * 1000, encoder_hidden_states=pe, pooled_projections=pooled,
+            v = tr(hidden_states=x_t, timestep=t, encoder_hidden_states=pe, pooled_projections=pooled,
                    return_dict=False)[0]
             loss = ((v.float() - (e - z)) ** 2).mean()
         opt.zero_grad(set_to_none=True)
@@ -402,6 +399,24 @@ def _matches(name: str, patterns) -> bool:
     return any(re.fullmatch(p, name) for p in patterns)
 
 
+def base_latent(vae, x):
+    """The base model's latent of images ``x`` in [-1, 1]: (E(x) - shift) * scaling, SD3's convention
+    (the one-step model's own ``encode`` leaves the shift in, as the official code; section 5)."""
+    cfg = vae.config
+    return (vae.encode(x).latent_dist.mode() - (cfg.shift_factor or 0.0)) * cfg.scaling_factor
+
+
+def flow_noise(z0, sigmas, generator):
+    """Rectified flow's forward process (SD3): z_t = (1 - sigma) z0 + sigma e, velocity target e - z0.
+    ``sigmas``: float32 [B] on the CPU, drawn by the caller. Returns (sigma [B, 1, 1, 1] in z0's
+    dtype, e, z_t, timestep = 1000 sigma in float32: bf16 would round it)."""
+    import torch
+    s32 = sigmas.to(z0.device)
+    s = s32.to(z0.dtype).view(-1, 1, 1, 1)
+    e = torch.randn(z0.shape, generator=generator).to(z0)
+    return s, e, (1 - s) * z0 + s * e, s32 * 1000
+
+
 def csd_direction(base, z0, pe, pooled, pe_null, pooled_null, sigmas, generator):
     """Classifier score distillation (Yu et al. 2023), a cheaper relative of OSEDiff's VSD (PAPER.md
     section 5, ``vsd_direction``) with no fake-score model: noise the one-step output's latent to a random sigma, ask the frozen base model
@@ -411,11 +426,7 @@ def csd_direction(base, z0, pe, pooled, pe_null, pooled_null, sigmas, generator)
     it is the base model's word-driven change of its clean estimate, reversed). No gradient."""
     import torch
     with torch.no_grad():
-        s32 = torch.empty(z0.shape[0], 1, 1, 1).uniform_(*sigmas, generator=generator).to(z0.device)
-        s = s32.to(z0.dtype)
-        e = torch.randn(z0.shape, generator=generator).to(z0)
-        zt = (1 - s) * z0.detach() + s * e
-        t = s32.flatten() * 1000  # float32: bf16 would round the timestep
+        s, _, zt, t = flow_noise(z0.detach(), torch.empty(z0.shape[0]).uniform_(*sigmas, generator=generator), generator)
         v_c = base(hidden_states=zt, timestep=t, encoder_hidden_states=pe, pooled_projections=pooled, return_dict=False)[0]
         v_u = base(hidden_states=zt, timestep=t, encoder_hidden_states=pe_null, pooled_projections=pooled_null,
                    return_dict=False)[0]
@@ -431,11 +442,7 @@ def vsd_direction(base, fake, z0, pe, pooled, sigmas, generator):
     unlike CSD's, which keeps pushing. No gradient."""
     import torch
     with torch.no_grad():
-        s32 = torch.empty(z0.shape[0], 1, 1, 1).uniform_(*sigmas, generator=generator).to(z0.device)
-        s = s32.to(z0.dtype)
-        e = torch.randn(z0.shape, generator=generator).to(z0)
-        zt = (1 - s) * z0.detach() + s * e
-        t = s32.flatten() * 1000  # float32: bf16 would round the timestep
+        s, _, zt, t = flow_noise(z0.detach(), torch.empty(z0.shape[0]).uniform_(*sigmas, generator=generator), generator)
         kw = dict(hidden_states=zt, timestep=t, encoder_hidden_states=pe, pooled_projections=pooled, return_dict=False)
         g = s * (base(**kw)[0] - fake(**kw)[0]).float()
         return g / (g.abs().mean(dim=(1, 2, 3), keepdim=True) + 1e-8)
@@ -446,11 +453,8 @@ def fake_score_loss(fake, z0, pe, pooled, generator):
     import torch
     import torch.nn.functional as F
     z0 = z0.detach()
-    s32 = torch.rand(z0.shape[0], 1, 1, 1, generator=generator).to(z0.device)
-    s = s32.to(z0.dtype)
-    e = torch.randn(z0.shape, generator=generator).to(z0)
-    v = fake(hidden_states=(1 - s) * z0 + s * e, timestep=s32.flatten() * 1000, encoder_hidden_states=pe,
-             pooled_projections=pooled, return_dict=False)[0]
+    _, e, zt, t = flow_noise(z0, torch.rand(z0.shape[0], generator=generator), generator)
+    v = fake(hidden_states=zt, timestep=t, encoder_hidden_states=pe, pooled_projections=pooled, return_dict=False)[0]
     return F.mse_loss(v.float(), (e - z0).float())
 
 
@@ -493,15 +497,12 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
         pe, pooled = encode(prompts)
         cond = word_vector(prompts, device) if cfg.disc_words else pooled
         with autocast(device):
-            z = model.encode(lr)
-            z0 = z - model.sigma * model.velocity(z, pe, pooled)      # the one step (model.one_step)
-            out = model.decode(z0).float()
+            out = model.one_step(lr, pe, pooled).float()
             k = cfg.l2_lowpass if disc is not None else 1
             l2 = F.mse_loss(F.avg_pool2d(out, k), F.avg_pool2d(hr, k)) if k > 1 else F.mse_loss(out, hr)
             loss, row = l2, {"l2": l2.item()}
             if csd or vsd:  # on the output image re-encoded by the base VAE: the latent cannot drift off its manifold
-                vc = pipe.vae.config
-                zi = (pipe.vae.encode(out).latent_dist.mode() - (vc.shift_factor or 0.0)) * vc.scaling_factor
+                zi = base_latent(pipe.vae, out)
             if vsd:
                 g = vsd_direction(pipe.transformer, fake, zi, pe, pooled, cfg.csd_sigmas,
                                   torch.Generator().manual_seed(cfg.seed * 7919 + i))
@@ -509,7 +510,7 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
                 loss = loss + cfg.vsd_weight * l_vsd
                 row["vsd"] = l_vsd.item()
             if csd:
-                worded = torch.tensor([bool(p) for p in prompts], device=z0.device).view(-1, 1, 1, 1)
+                worded = torch.tensor([bool(p) for p in prompts], device=out.device).view(-1, 1, 1, 1)
                 pe_n, pooled_n = encode([""] * len(prompts))
                 g = csd_direction(pipe.transformer, zi, pe, pooled, pe_n, pooled_n, cfg.csd_sigmas,
                                   torch.Generator().manual_seed(cfg.seed * 7919 + i))
