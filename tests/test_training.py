@@ -69,14 +69,16 @@ def test_smoke_training_writes_loadable_weights_with_a_manifest(tmp_path):
     from cozlib.training.sr import SRTrainConfig, train
     from cozlib.world import render_view
     out = train(SRTrainConfig.smoke(out=str(tmp_path / "w"), work=str(tmp_path / "work"), device="cpu",
-                                    csd_weight=0.05, vsd_weight=0.05),  # the off-by-default CSD and VSD run too
+                                    csd_weight=0.05, vsd_weight=0.05, style_weight=1.0,
+                                    disc_pretrain=2, critic_weight=0.1, steps_critic=2),  # the off-by-default terms run too
                 log=lambda s: None)
     manifest = json.loads((out / "manifest.json").read_text())
     assert {s["name"] for s in manifest["stages"]} == {"vae", "base", "sr-gan", "sr-l2"}
     assert manifest["code_commit"] and manifest["device"].startswith("cpu") and manifest["wall_s_all_stages"] > 0
     assert set(manifest["metrics_val"]) == {"gan", "l2"}
     gan_rows = json.loads((out / "history.json").read_text())["sr-gan"]
-    assert {"csd", "vsd", "fake"} <= set(gan_rows[-1])          # both distillation terms ran
+    assert {"csd", "vsd", "fake", "style", "critic"} <= set(gan_rows[-1])  # distillation and perceptual terms ran
+    assert (tmp_path / "work" / "ckpt" / "sr-disc.pt").is_file()  # the discriminator was pretrained
     for f in ("model_index.json", "sr_lora.pkl", "vae_encoder_lora.pt", "sr_lora_l2.pkl", "cozlib.json"):
         assert (out / f).is_file()
     for variant in ("gan", "l2"):
@@ -174,6 +176,34 @@ def test_vsd_direction_vanishes_while_the_fake_score_equals_the_base_and_the_fak
     assert torch.allclose(g.abs().mean(dim=(1, 2, 3)), torch.ones(2), atol=1e-4)
 
 
+def test_style_loss_is_phase_blind_and_punishes_a_blur():
+    from diffusers import AutoencoderKL
+    from cozlib.training.sr import high_band, style_loss
+    torch.manual_seed(0)
+    vae = AutoencoderKL(block_out_channels=(8, 16), down_block_types=("DownEncoderBlock2D",) * 2,
+                        up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4, norm_num_groups=4).eval()
+    stripes = torch.sin(torch.arange(64.0) * 2.2).view(1, 1, 1, 64).expand(2, 3, 64, 64).contiguous()
+    texture = 0.5 * stripes + 0.5 * torch.randn(2, 3, 64, 64)
+    shifted = texture.roll(3, dims=-1)                      # the same texture, another phase
+    blurred = texture - high_band(texture)                   # only what the 4x-pooled input shows
+    with torch.no_grad():
+        assert style_loss(vae, texture, texture) == 0
+        same, blur = style_loss(vae, shifted, texture), style_loss(vae, blurred, texture)
+    assert blur > 20 * same, (blur, same)
+    assert torch.nn.functional.mse_loss(shifted, texture) > torch.nn.functional.mse_loss(blurred, texture)  # L2 prefers the blur
+
+
+def test_critic_loss_compares_feature_statistics_not_positions():
+    from cozlib.prompts.dape import make_tagger_net
+    from cozlib.training.sr import critic_loss
+    torch.manual_seed(0)
+    net = make_tagger_net(5, width=8).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert critic_loss(net, x, x) == 0
+        assert critic_loss(net, x.flip(-1).flip(-2), x) < 0.2 * critic_loss(net, 0.2 * x, x)  # a mirror keeps the statistics
+
+
 def test_word_vector_marks_vocabulary_words_and_conditions_the_discriminator():
     from cozlib.training.sr import make_discriminator, word_vector
     from cozlib.world.vocab import vocabulary
@@ -207,3 +237,18 @@ def test_hue_rotation_keeps_gray_and_channel_mean_and_pairs_stay_aligned():
     inside = (plain[0] > -0.6) & (plain[0] < 0.6)                             # away from clamping
     keep = inside.all(1)
     assert torch.allclose(hr_a.mean(1)[keep], plain[0].mean(1)[keep], atol=1e-5)  # channel mean kept
+
+
+def test_prompt_context_keeps_the_images_and_describes_the_wider_window():
+    from cozlib.prompts.oracle import truth_prompt
+    from cozlib.training.sr import _render_pair, _zoomworld_pairs
+    from cozlib.world import view_window, window_words
+    from cozlib.world.datasets import ViewSpec
+    spec = ViewSpec(1010002, (0.5, 0.5), 16.0)
+    hr, lr, words = _render_pair(spec, 64, 4)
+    hr4, lr4, words4 = _render_pair(spec, 64, 4, context=4)  # the view at the centre of a 4x wider window
+    assert (hr == hr4).all() and (lr == lr4).all()
+    assert words == truth_prompt(window_words(spec.seed, view_window(spec.center, 16.0), 64))
+    assert words4 == truth_prompt(window_words(spec.seed, view_window(spec.center, 4.0), 256))
+    a, b = _zoomworld_pairs(3, 32, 4, "val", 0), _zoomworld_pairs(3, 32, 4, "val", 0, context=2)
+    assert all((x == y).all() for x, y in zip(a[0], b[0]))   # the same views, drawn first

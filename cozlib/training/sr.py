@@ -79,6 +79,10 @@ class SRTrainConfig:
     disc_words: bool = False    # sr-gan: condition the discriminator on the prompt's ZoomWorld words (word_vector), not the pooled embedding
     csd_weight: float = 0.0     # sr-gan: classifier score distillation from the base model (csd_direction); 0 = off
     vsd_weight: float = 0.0     # sr-gan: variational score distillation (vsd_direction, OSEDiff's loss); 0 = off
+    disc_pretrain: int = 0      # sr-gan: steps of the discriminator's matching-aware loss on real pairs alone before the stage (pretrain_discriminator)
+    critic_weight: float = 0.0  # sr-gan: feature-statistics loss in a word classifier's features (train_word_critic, critic_loss); 0 = off
+    steps_critic: int = 800
+    style_weight: float = 0.0   # sr-gan: Gram-matrix loss on the frozen base VAE encoder's features (style_loss), LPIPS's role; 0 = off
     csd_sigmas: tuple = (0.5, 0.98)  # noise levels CSD and VSD sample (uniform)
     lora_rank: int = 16
     vae_lora_rank: int = 4
@@ -86,6 +90,7 @@ class SRTrainConfig:
     seed: int = 0
     device: str = "auto"
     val_pairs: int = 64
+    prompt_context: int = 1     # a pair's words describe a window this many times wider than its view (the chain's tiles: process_size / size)
     workers: int = 1            # processes rendering the ZoomWorld pairs (the pairs do not depend on it)
 
     @classmethod
@@ -110,7 +115,11 @@ class SRTrainConfig:
 
 # -- data ---------------------------------------------------------------------------------------
 
-def _render_pair(spec, size: int, upscale: int):
+def _render_pair(spec, size: int, upscale: int, context: int = 1, offset=(0.0, 0.0)):
+    """(HR, bicubic-upsampled LR, words) of one view. With ``context`` > 1 the words are those of
+    a ``context`` times wider window holding the view at ``offset`` (in [-1, 1]^2 of the room it
+    has), seen at ``context * size`` px: what the chain's prompt says about each of its latent
+    tiles (the prompt describes the whole ``process_size`` state; a tile sees a part)."""
     import torch
     from ..geometry import resize
     from ..prompts.oracle import truth_prompt
@@ -118,11 +127,14 @@ def _render_pair(spec, size: int, upscale: int):
     torch.set_num_threads(1)
     w = view_window(spec.center, spec.zoom)
     low = render_window(spec.seed, w, size // upscale)
+    room, half = 0.5 * (context - 1) / spec.zoom, 0.5 * context / spec.zoom
+    cx, cy = spec.center[0] - offset[0] * room, spec.center[1] - offset[1] * room
+    wide = (cx - half, cy - half, cx + half, cy + half)  # may reach past the base view (the world goes on there)
     return (np.asarray(render_window(spec.seed, w, size)), np.asarray(resize(low, size, "bicubic")),
-            truth_prompt(window_words(spec.seed, w, size)))
+            truth_prompt(window_words(spec.seed, wide, size * context)))
 
 
-def _zoomworld_pairs(n: int, size: int, upscale: int, split: str, seed: int, workers: int = 1):
+def _zoomworld_pairs(n: int, size: int, upscale: int, split: str, seed: int, workers: int = 1, context: int = 1):
     """``n`` ZoomWorld views (HR, bicubic-upsampled LR, true words); ``workers`` processes render
     them (the same pairs for any number of workers: the views are drawn first)."""
     import functools
@@ -131,9 +143,19 @@ def _zoomworld_pairs(n: int, size: int, upscale: int, split: str, seed: int, wor
     rng = np.random.default_rng([seed, 11])
     zooms = [4 ** (k / 2) for k in range(13)]  # 1x .. 4096x
     specs = sample_specs(split, n, zooms, rng)
-    rows = parallel_map(functools.partial(_render_pair, size=size, upscale=upscale), specs, workers)
+    if context > 1:
+        jobs = [functools.partial(_render_pair, size=size, upscale=upscale, context=context, offset=tuple(o))
+                for o in rng.uniform(-1, 1, (n, 2))]
+        rows = parallel_map(_call_with, list(zip(jobs, specs)), workers)
+    else:
+        rows = parallel_map(functools.partial(_render_pair, size=size, upscale=upscale), specs, workers)
     hr, lr, prompts = (list(x) for x in zip(*rows)) if rows else ([], [], [])
     return hr, lr, prompts
+
+
+def _call_with(job_spec):
+    job, spec = job_spec
+    return job(spec)
 
 
 def _photo_pairs(n: int, size: int, upscale: int, seed: int):
@@ -160,7 +182,7 @@ def make_pairs(cfg: SRTrainConfig, split: str = "train", n: int | None = None, p
     import torch
     n = n or cfg.pairs
     n_photo = int(round(n * cfg.photo_share)) if photos else 0
-    hr, lr, pr = _zoomworld_pairs(n - n_photo, cfg.size, cfg.upscale, split, cfg.seed, cfg.workers)
+    hr, lr, pr = _zoomworld_pairs(n - n_photo, cfg.size, cfg.upscale, split, cfg.seed, cfg.workers, cfg.prompt_context)
     if n_photo:
         h2, l2, p2 = _photo_pairs(n_photo, cfg.size, cfg.upscale, cfg.seed)
         hr, lr, pr = hr + h2, lr + l2, pr + p2
@@ -172,7 +194,7 @@ def cached_pairs(cfg: SRTrainConfig, split: str, n: int, photos: bool, log=print
     import torch
     from ..world import RENDER_VERSION  # renders of an older world are not reused
     path = Path(cfg.work) / (f"pairs-{split}-{n}-{cfg.size}-{cfg.upscale}-{cfg.photo_share if photos else 0}-{cfg.seed}"
-                             f"-r{RENDER_VERSION}.pt")
+                             f"{f'-c{cfg.prompt_context}' if cfg.prompt_context > 1 else ''}-r{RENDER_VERSION}.pt")
     if path.is_file():
         return torch.load(path, weights_only=False)
     t = time.perf_counter()
@@ -458,6 +480,119 @@ def fake_score_loss(fake, z0, pe, pooled, generator):
     return F.mse_loss(v.float(), (e - z0).float())
 
 
+def encoder_features(vae, x) -> list:
+    """The VAE encoder's activations after conv_in and after each down block (finest first)."""
+    enc = vae.encoder
+    h = enc.conv_in(x)
+    feats = [h]
+    for block in enc.down_blocks:
+        h = block(h)
+        feats.append(h)
+    return feats
+
+
+def gram(f):
+    """Gram matrix of features [B, C, H, W] -> [B, C, C], normalised by C * H * W (Gatys et al. 2016)."""
+    b, c, h, w = f.shape
+    f = f.reshape(b, c, h * w)
+    return f @ f.transpose(1, 2) / (c * h * w)
+
+
+def high_band(x, factor: int = 4):
+    """What a ``factor``-x upscale has to invent: x minus its ``factor``-pooled version, upsampled back."""
+    import torch.nn.functional as F
+    return x - F.interpolate(F.avg_pool2d(x, factor), scale_factor=factor, mode="bilinear")
+
+
+def style_loss(vae, out, hr, factor: int = 4):
+    """A perceptual loss in LPIPS's role (OSEDiff trains with L2 + LPIPS + VSD; section 5), built on
+    a network we have offline: the mean squared difference of Gram matrices (Gatys et al. 2016) of
+    the frozen base VAE encoder's features of output and truth, both reduced to the band a
+    ``factor``-x upscale adds (``high_band``; on whole images colour dominates the Gram matrices
+    and a blur scores nearly as well as the truth). Gram matrices keep which features fire
+    together and drop where: a texture's kind, not its phase, so unlike pixel L2 the loss does not
+    pull an unknowable texture to its blurred mean; the model has to find the kind in the input or,
+    where the input cannot tell, in the words. Pair it with L2 on the pooled output (l2_lowpass)."""
+    import torch.nn.functional as F
+    truth = encoder_features(vae, high_band(hr, factor))
+    mine = encoder_features(vae, high_band(out, factor))
+    return sum(F.mse_loss(gram(a.float()), gram(b.float()).detach()) for a, b in zip(mine, truth)) / len(truth)
+
+
+def train_word_critic(data: dict, cfg: SRTrainConfig, device: str, log=print):
+    """A small classifier of the truth's words from the HR views (the demo tagger's network,
+    ``prompts.dape.make_tagger_net``), frozen afterwards: its features know which texture goes with
+    which word, as VGG's know ImageNet's classes for LPIPS."""
+    import torch
+    import torch.nn.functional as F
+    from ..prompts.dape import make_tagger_net
+    from ..world.vocab import vocabulary
+    torch.manual_seed(cfg.seed + 11)
+    net = make_tagger_net(len(vocabulary())).to(device).train()
+    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
+    stage = Stage("critic", cfg.steps_critic, Path(cfg.work) / "ckpt", {"net": net, "opt": opt})
+
+    def step(i: int) -> dict:
+        hr, _, prompts = batch_of(data, i, 32, cfg.seed + 11, device)
+        for grp in opt.param_groups:
+            grp["lr"] = cosine_lr(i, cfg.steps_critic, 2e-3)
+        loss = F.binary_cross_entropy_with_logits(net(hr), word_vector(prompts, device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"bce": loss.item()}
+
+    stage.run(step, log)
+    return net.eval().requires_grad_(False), stage
+
+
+def critic_loss(net, out, hr):
+    """Perceptual loss in the word critic's features, phase-blind: per image and channel, the mean
+    and standard deviation of each block's activations (as texture statistics), output against truth."""
+    import torch.nn.functional as F
+    total, n, a, b = 0.0, 0, out, hr
+    for block in list(net)[:4]:
+        a, b = block(a), block(b)
+        for stat in (lambda f: f.mean((2, 3)), lambda f: f.std((2, 3))):
+            total = total + F.mse_loss(stat(a.float()), stat(b.float()).detach())
+            n += 1
+    return total / n
+
+
+def matching_loss(disc, hr, cond, fake=None):
+    """The discriminator's hinge loss, matching-aware (Reed et al. 2016): real images with their own
+    words are real; with another sample's words (``cond`` rolled by one), and the generator's
+    output ``fake`` if given, are fake."""
+    import torch.nn.functional as F
+    real = F.relu(1 - disc(hr, cond).float()).mean()
+    if fake is None:
+        return real + F.relu(1 + disc(hr, cond.roll(1, 0)).float()).mean()
+    fake = F.relu(1 + disc(fake, cond).float()).mean()
+    return real + 0.5 * (fake + F.relu(1 + disc(hr, cond.roll(1, 0)).float()).mean())
+
+
+def pretrain_discriminator(disc, data, cfg: SRTrainConfig, device: str, encode, log=print) -> Stage:
+    """``cfg.disc_pretrain`` steps of ``matching_loss`` on real pairs only, before the SR stage, so
+    the discriminator knows which textures go with which words when the generator first asks it
+    (from scratch it learns that slower than the generator learns to ignore the words)."""
+    import torch
+    dopt = torch.optim.Adam(disc.parameters(), lr=5 * cfg.lr_disc, betas=(0.5, 0.999))
+    stage = Stage("sr-disc", cfg.disc_pretrain, Path(cfg.work) / "ckpt", {"disc": disc, "dopt": dopt})
+
+    def step(i: int) -> dict:
+        hr, _, prompts = batch_of(data, i, cfg.batch, cfg.seed + 5, device)
+        cond = word_vector(prompts, device) if cfg.disc_words else encode(prompts)[1]
+        with autocast(device):
+            loss = matching_loss(disc, hr, cond)
+        dopt.zero_grad(set_to_none=True)
+        loss.backward()
+        dopt.step()
+        return {"d": loss.item()}
+
+    stage.run(step, log)
+    return stage
+
+
 def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=print):
     """OSEDiff's one-step 4x stage with LoRA; ``variant`` 'gan' (L2 + GAN) or 'l2'."""
     import torch
@@ -477,9 +612,15 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
         mods.update(disc=disc, dopt=dopt)
     stage = Stage(f"sr-{variant}", cfg.steps_sr, Path(cfg.work) / "ckpt", mods)
     encode = PromptCache(pipe, device, pipe.tokenizer.model_max_length)
+    if disc is not None and cfg.disc_pretrain > 0:  # a finished one only reloads (and sr-gan's checkpoint overrides it)
+        pretrain_discriminator(disc, data, cfg, device, encode, log)
     csd = disc is not None and cfg.csd_weight > 0
     vsd = disc is not None and cfg.vsd_weight > 0
-    if csd or vsd:
+    style = disc is not None and cfg.style_weight > 0
+    critic = None
+    if disc is not None and cfg.critic_weight > 0:
+        critic, _ = train_word_critic(data, cfg, device, log)
+    if csd or vsd or style:
         pipe.transformer.to(device).eval().requires_grad_(False)
         pipe.vae.to(device).eval().requires_grad_(False)
     if vsd:
@@ -501,6 +642,14 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
             k = cfg.l2_lowpass if disc is not None else 1
             l2 = F.mse_loss(F.avg_pool2d(out, k), F.avg_pool2d(hr, k)) if k > 1 else F.mse_loss(out, hr)
             loss, row = l2, {"l2": l2.item()}
+            if critic is not None:
+                l_critic = critic_loss(critic, out, hr)
+                loss = loss + cfg.critic_weight * l_critic
+                row["critic"] = l_critic.item()
+            if style:
+                l_style = style_loss(pipe.vae, out, hr, cfg.upscale)
+                loss = loss + cfg.style_weight * l_style
+                row["style"] = l_style.item()
             if csd or vsd:  # on the output image re-encoded by the base VAE: the latent cannot drift off its manifold
                 zi = base_latent(pipe.vae, out)
             if vsd:
@@ -526,14 +675,10 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         if disc is not None:
-            # hinge loss, matching-aware (Reed et al. 2016): a real image with another sample's prompt
-            # counts as fake too, so the discriminator checks that the texture fits the words and the
-            # generator has to use them
+            # matching-aware: a real image with another sample's prompt counts as fake too, so the
+            # discriminator checks that the texture fits the words and the generator has to use them
             with autocast(device):
-                d_real = disc(hr, cond).float()
-                d_fake = disc(out.detach(), cond).float()
-                d_mismatch = disc(hr, cond.roll(1, 0)).float()
-                d_loss = F.relu(1 - d_real).mean() + 0.5 * (F.relu(1 + d_fake).mean() + F.relu(1 + d_mismatch).mean())
+                d_loss = matching_loss(disc, hr, cond, out.detach())
             dopt.zero_grad(set_to_none=True)
             d_loss.backward()
             dopt.step()
