@@ -73,12 +73,12 @@ def test_smoke_training_writes_loadable_weights_with_a_manifest(tmp_path):
                                     disc_pretrain=2, critic_weight=0.1, steps_critic=2),  # the off-by-default terms run too
                 log=lambda s: None)
     manifest = json.loads((out / "manifest.json").read_text())
-    assert {s["name"] for s in manifest["stages"]} == {"vae", "base", "sr-gan", "sr-l2"}
+    assert {s["name"] for s in manifest["stages"]} == {"vae", "base", "sr-disc-pooled", "critic-c1", "sr-gan", "sr-l2"}
     assert manifest["code_commit"] and manifest["device"].startswith("cpu") and manifest["wall_s_all_stages"] > 0
     assert set(manifest["metrics_val"]) == {"gan", "l2"}
     gan_rows = json.loads((out / "history.json").read_text())["sr-gan"]
     assert {"csd", "vsd", "fake", "style", "critic"} <= set(gan_rows[-1])  # distillation and perceptual terms ran
-    assert (tmp_path / "work" / "ckpt" / "sr-disc.pt").is_file()  # the discriminator was pretrained
+    assert all((tmp_path / "work" / "ckpt" / f).is_file() for f in ("sr-disc-pooled.pt", "critic-c1.pt"))
     for f in ("model_index.json", "sr_lora.pkl", "vae_encoder_lora.pt", "sr_lora_l2.pkl", "cozlib.json"):
         assert (out / f).is_file()
     for variant in ("gan", "l2"):
@@ -250,5 +250,21 @@ def test_prompt_context_keeps_the_images_and_describes_the_wider_window():
     assert (hr == hr4).all() and (lr == lr4).all()
     assert words == truth_prompt(window_words(spec.seed, view_window(spec.center, 16.0), 64))
     assert words4 == truth_prompt(window_words(spec.seed, view_window(spec.center, 4.0), 256))
-    a, b = _zoomworld_pairs(3, 32, 4, "val", 0), _zoomworld_pairs(3, 32, 4, "val", 0, context=2)
+    a, b = _zoomworld_pairs(6, 32, 4, "val", 0), _zoomworld_pairs(6, 32, 4, "val", 0, context=4)
     assert all((x == y).all() for x, y in zip(a[0], b[0]))   # the same views, drawn first
+    assert a[2] != b[2]                                       # told about more of the world
+    for off in ((1.0, 1.0), (-1.0, 1.0)):                      # the view at a corner of the wider window
+        words = _render_pair(spec, 64, 4, context=4, offset=off)[2]
+        room = 0.5 * 3 / 16.0
+        c = (0.5 - off[0] * room, 0.5 - off[1] * room)
+        assert words == truth_prompt(window_words(spec.seed, (c[0] - 0.125, c[1] - 0.125, c[0] + 0.125, c[1] + 0.125), 256))
+        v = view_window(spec.center, 16.0)                     # which holds the view
+        assert c[0] - 0.125 <= v[0] + 1e-12 and v[2] <= c[0] + 0.125 + 1e-12 and c[1] - 0.125 <= v[1] + 1e-12
+
+
+def test_prompt_context_must_be_a_whole_number():
+    from cozlib.errors import ConfigError
+    from cozlib.training.sr import SRTrainConfig, make_pairs
+    for bad in (0, 4.0):
+        with pytest.raises(ConfigError, match="prompt_context"):
+            make_pairs(SRTrainConfig(prompt_context=bad, work="unused"), "val", 2)

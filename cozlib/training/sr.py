@@ -181,6 +181,8 @@ def make_pairs(cfg: SRTrainConfig, split: str = "train", n: int | None = None, p
     """{'hr', 'lr' uint8 [N, 3, S, S] (lr = bicubic-upsampled low-res view), 'prompt': [str]}."""
     import torch
     n = n or cfg.pairs
+    if not isinstance(cfg.prompt_context, int) or cfg.prompt_context < 1:
+        raise ConfigError(f"prompt_context must be a whole number >= 1 (the prompt's window over the view's), got {cfg.prompt_context!r}")
     n_photo = int(round(n * cfg.photo_share)) if photos else 0
     hr, lr, pr = _zoomworld_pairs(n - n_photo, cfg.size, cfg.upscale, split, cfg.seed, cfg.workers, cfg.prompt_context)
     if n_photo:
@@ -527,10 +529,11 @@ def train_word_critic(data: dict, cfg: SRTrainConfig, device: str, log=print):
     import torch.nn.functional as F
     from ..prompts.dape import make_tagger_net
     from ..world.vocab import vocabulary
-    torch.manual_seed(cfg.seed + 11)
-    net = make_tagger_net(len(vocabulary())).to(device).train()
+    with torch.random.fork_rng(devices=[]):  # its own seed, without moving the other stages' RNG
+        torch.manual_seed(cfg.seed + 11)
+        net = make_tagger_net(len(vocabulary())).to(device).train()
     opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
-    stage = Stage("critic", cfg.steps_critic, Path(cfg.work) / "ckpt", {"net": net, "opt": opt})
+    stage = Stage(f"critic-c{cfg.prompt_context}", cfg.steps_critic, Path(cfg.work) / "ckpt", {"net": net, "opt": opt})
 
     def step(i: int) -> dict:
         hr, _, prompts = batch_of(data, i, 32, cfg.seed + 11, device)
@@ -553,7 +556,7 @@ def critic_loss(net, out, hr):
     total, n, a, b = 0.0, 0, out, hr
     for block in list(net)[:4]:
         a, b = block(a), block(b)
-        for stat in (lambda f: f.mean((2, 3)), lambda f: f.std((2, 3))):
+        for stat in (lambda f: f.mean((2, 3)), lambda f: (f.var((2, 3), unbiased=False) + 1e-6).sqrt()):
             total = total + F.mse_loss(stat(a.float()), stat(b.float()).detach())
             n += 1
     return total / n
@@ -577,7 +580,8 @@ def pretrain_discriminator(disc, data, cfg: SRTrainConfig, device: str, encode, 
     (from scratch it learns that slower than the generator learns to ignore the words)."""
     import torch
     dopt = torch.optim.Adam(disc.parameters(), lr=5 * cfg.lr_disc, betas=(0.5, 0.999))
-    stage = Stage("sr-disc", cfg.disc_pretrain, Path(cfg.work) / "ckpt", {"disc": disc, "dopt": dopt})
+    stage = Stage(f"sr-disc-{'words' if cfg.disc_words else 'pooled'}", cfg.disc_pretrain, Path(cfg.work) / "ckpt",
+                  {"disc": disc, "dopt": dopt})
 
     def step(i: int) -> dict:
         hr, _, prompts = batch_of(data, i, cfg.batch, cfg.seed + 5, device)
@@ -593,8 +597,9 @@ def pretrain_discriminator(disc, data, cfg: SRTrainConfig, device: str, encode, 
     return stage
 
 
-def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=print):
-    """OSEDiff's one-step 4x stage with LoRA; ``variant`` 'gan' (L2 + GAN) or 'l2'."""
+def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=print, pre_stages: list | None = None):
+    """OSEDiff's one-step 4x stage with LoRA; ``variant`` 'gan' (L2 + GAN) or 'l2'. The stages an
+    option runs first (the word critic, the discriminator's pretraining) are appended to ``pre_stages``."""
     import torch
     import torch.nn.functional as F
     if variant not in ("gan", "l2"):
@@ -612,14 +617,16 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
         mods.update(disc=disc, dopt=dopt)
     stage = Stage(f"sr-{variant}", cfg.steps_sr, Path(cfg.work) / "ckpt", mods)
     encode = PromptCache(pipe, device, pipe.tokenizer.model_max_length)
-    if disc is not None and cfg.disc_pretrain > 0:  # a finished one only reloads (and sr-gan's checkpoint overrides it)
-        pretrain_discriminator(disc, data, cfg, device, encode, log)
+    pre = pre_stages if pre_stages is not None else []
+    if disc is not None and cfg.disc_pretrain > 0 and not stage.path.is_file():  # a resumed SR stage has its own disc
+        pre.append(pretrain_discriminator(disc, data, cfg, device, encode, log))
     csd = disc is not None and cfg.csd_weight > 0
     vsd = disc is not None and cfg.vsd_weight > 0
     style = disc is not None and cfg.style_weight > 0
     critic = None
     if disc is not None and cfg.critic_weight > 0:
-        critic, _ = train_word_critic(data, cfg, device, log)
+        critic, st = train_word_critic(data, cfg, device, log)
+        pre.append(st)
     if csd or vsd or style:
         pipe.transformer.to(device).eval().requires_grad_(False)
         pipe.vae.to(device).eval().requires_grad_(False)
@@ -783,7 +790,10 @@ def plan_steps(cfg: SRTrainConfig, seconds: float, pipe, data, device: str, prob
     from dataclasses import replace
     quiet = lambda *_: None  # noqa: E731
     with tempfile.TemporaryDirectory() as tmp:
-        c = replace(cfg, work=tmp, steps_vae=probe, steps_base=probe, steps_sr=probe)
+        # the options' pre-stages (critic, disc pretraining) are only probed here; the real run gives
+        # them their full steps, outside the budget
+        c = replace(cfg, work=tmp, steps_vae=probe, steps_base=probe, steps_sr=probe,
+                    steps_critic=min(cfg.steps_critic, probe), disc_pretrain=min(cfg.disc_pretrain, probe))
         p = copy.copy(pipe)
         for part in ("transformer", "vae", "text_encoder", "text_encoder_2", "text_encoder_3"):
             setattr(p, part, copy.deepcopy(getattr(pipe, part)))  # the probe trains them: leave pipe's alone
@@ -825,7 +835,7 @@ def train(cfg: SRTrainConfig, log=print, minutes: float | None = None) -> Path:
     stages = [train_vae(pipe, data, cfg, device, log), train_base(pipe, data, cfg, device, log)]
     models, metrics = {}, {}
     for variant in cfg.variants:
-        model, names, st = train_sr(pipe, data, cfg, device, variant, log)
+        model, names, st = train_sr(pipe, data, cfg, device, variant, log, pre_stages=stages)
         stages.append(st)
         models[variant] = (model, names)
         metrics[variant] = evaluate(model, val, device)
