@@ -143,19 +143,17 @@ def _zoomworld_pairs(n: int, size: int, upscale: int, split: str, seed: int, wor
     rng = np.random.default_rng([seed, 11])
     zooms = [4 ** (k / 2) for k in range(13)]  # 1x .. 4096x
     specs = sample_specs(split, n, zooms, rng)
-    if context > 1:
-        jobs = [functools.partial(_render_pair, size=size, upscale=upscale, context=context, offset=tuple(o))
-                for o in rng.uniform(-1, 1, (n, 2))]
-        rows = parallel_map(_call_with, list(zip(jobs, specs)), workers)
-    else:
-        rows = parallel_map(functools.partial(_render_pair, size=size, upscale=upscale), specs, workers)
+    offsets = [tuple(o) for o in rng.uniform(-1, 1, (n, 2))]  # drawn after the views: they stay the same
+    rows = parallel_map(functools.partial(_render_placed, size=size, upscale=upscale, context=context),
+                        list(zip(specs, offsets)), workers)
     hr, lr, prompts = (list(x) for x in zip(*rows)) if rows else ([], [], [])
     return hr, lr, prompts
 
 
-def _call_with(job_spec):
-    job, spec = job_spec
-    return job(spec)
+def _render_placed(spec_offset, **kw):
+    """``_render_pair`` of a (view, offset) item (``parallel_map`` passes one argument)."""
+    spec, offset = spec_offset
+    return _render_pair(spec, offset=offset, **kw)
 
 
 def _photo_pairs(n: int, size: int, upscale: int, seed: int):
@@ -529,16 +527,17 @@ def train_word_critic(data: dict, cfg: SRTrainConfig, device: str, log=print):
     import torch.nn.functional as F
     from ..prompts.dape import make_tagger_net
     from ..world.vocab import vocabulary
+    lr = 2e-3
     with torch.random.fork_rng(devices=[]):  # its own seed, without moving the other stages' RNG
         torch.manual_seed(cfg.seed + 11)
         net = make_tagger_net(len(vocabulary())).to(device).train()
-    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     stage = Stage(f"critic-c{cfg.prompt_context}", cfg.steps_critic, Path(cfg.work) / "ckpt", {"net": net, "opt": opt})
 
     def step(i: int) -> dict:
         hr, _, prompts = batch_of(data, i, 32, cfg.seed + 11, device)
         for grp in opt.param_groups:
-            grp["lr"] = cosine_lr(i, cfg.steps_critic, 2e-3)
+            grp["lr"] = cosine_lr(i, cfg.steps_critic, lr)
         loss = F.binary_cross_entropy_with_logits(net(hr), word_vector(prompts, device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -553,8 +552,9 @@ def critic_loss(net, out, hr):
     """Perceptual loss in the word critic's features, phase-blind: per image and channel, the mean
     and standard deviation of each block's activations (as texture statistics), output against truth."""
     import torch.nn.functional as F
+    from torch import nn
     total, n, a, b = 0.0, 0, out, hr
-    for block in list(net)[:4]:
+    for block in (m for m in net if isinstance(m, nn.Sequential)):  # the conv blocks, before the pooled head
         a, b = block(a), block(b)
         for stat in (lambda f: f.mean((2, 3)), lambda f: (f.var((2, 3), unbiased=False) + 1e-6).sqrt()):
             total = total + F.mse_loss(stat(a.float()), stat(b.float()).detach())
@@ -567,11 +567,10 @@ def matching_loss(disc, hr, cond, fake=None):
     words are real; with another sample's words (``cond`` rolled by one), and the generator's
     output ``fake`` if given, are fake."""
     import torch.nn.functional as F
-    real = F.relu(1 - disc(hr, cond).float()).mean()
-    if fake is None:
-        return real + F.relu(1 + disc(hr, cond.roll(1, 0)).float()).mean()
-    fake = F.relu(1 + disc(fake, cond).float()).mean()
-    return real + 0.5 * (fake + F.relu(1 + disc(hr, cond.roll(1, 0)).float()).mean())
+    real = F.relu(1 - disc(hr, cond).float()).mean()  # the call order (real, fake, mismatch) is the
+    made = None if fake is None else F.relu(1 + disc(fake, cond).float()).mean()  # spectral norm's
+    wrong = F.relu(1 + disc(hr, cond.roll(1, 0)).float()).mean()  # power-iteration order: keep it
+    return real + wrong if made is None else real + 0.5 * (made + wrong)
 
 
 def pretrain_discriminator(disc, data, cfg: SRTrainConfig, device: str, encode, log=print) -> Stage:
