@@ -88,7 +88,7 @@ def main() -> None:
     if unknown := set(over) - types:
         raise SystemExit(f"unknown SRTrainConfig fields {sorted(unknown)}")
     work = Path(args.work)
-    cfg = SRTrainConfig(work=str(work), variants=["gan"], **over)
+    cfg = SRTrainConfig(work=str(work), variants=["perceptual"], **over)
     committed = resolve("data/weights/osediff-demo")
     pipe = StableDiffusion3Pipeline.from_pretrained(committed, torch_dtype=torch.float32)
     pipe.transformer = build_pipeline(cfg.seed).transformer          # a fresh base model; the committed VAE
@@ -99,11 +99,11 @@ def main() -> None:
     t0 = time.perf_counter()
     stages = [train_base(pipe, data, cfg, "cpu")]
     print("[flow]", json.dumps(flow_losses(pipe, val)), flush=True)
-    model, names, st = train_sr(pipe, data, cfg, "cpu", "gan")
+    model, names, st = train_sr(pipe, data, cfg, "cpu", "perceptual")
     stages.append(st)
     metrics = evaluate(model, val, "cpu")
     print("[val]", json.dumps(metrics), flush=True)
-    out = export(pipe, {"gan": (model, names)}, cfg, stages, metrics, "cpu", time.perf_counter() - t0, work / "weights")
+    out = export(pipe, {"perceptual": (model, names)}, cfg, stages, metrics, "cpu", time.perf_counter() - t0, work / "weights")
     for row in chain_texture(out, work / "cache"):
         print("[chain]", json.dumps(row), flush=True)
 

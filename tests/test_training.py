@@ -70,18 +70,18 @@ def test_smoke_training_writes_loadable_weights_with_a_manifest(tmp_path):
     from cozlib.world import render_view
     out = train(SRTrainConfig.smoke(out=str(tmp_path / "w"), work=str(tmp_path / "work"), device="cpu",
                                     csd_weight=0.05, vsd_weight=0.05, style_weight=1.0,
-                                    disc_pretrain=2, critic_weight=0.1, steps_critic=2),  # the off-by-default terms run too
+                                    disc_pretrain=2, gan_weight=0.05),  # the off-by-default terms run too
                 log=lambda s: None)
     manifest = json.loads((out / "manifest.json").read_text())
-    assert {s["name"] for s in manifest["stages"]} == {"vae", "base", "sr-disc-pooled", "critic-c1", "sr-gan", "sr-l2"}
+    assert {s["name"] for s in manifest["stages"]} == {"vae", "base", "sr-disc-pooled", "critic", "sr-perceptual", "sr-l2"}
     assert manifest["code_commit"] and manifest["device"].startswith("cpu") and manifest["wall_s_all_stages"] > 0
-    assert set(manifest["metrics_val"]) == {"gan", "l2"}
-    gan_rows = json.loads((out / "history.json").read_text())["sr-gan"]
-    assert {"csd", "vsd", "fake", "style", "critic"} <= set(gan_rows[-1])  # distillation and perceptual terms ran
-    assert all((tmp_path / "work" / "ckpt" / f).is_file() for f in ("sr-disc-pooled.pt", "critic-c1.pt"))
+    assert set(manifest["metrics_val"]) == {"perceptual", "l2"}
+    rows = json.loads((out / "history.json").read_text())["sr-perceptual"]
+    assert {"csd", "vsd", "fake", "style", "critic", "g", "d"} <= set(rows[-1])  # distillation and perceptual terms ran
+    assert all((tmp_path / "work" / "ckpt" / f).is_file() for f in ("sr-disc-pooled.pt", "critic.pt"))
     for f in ("model_index.json", "sr_lora.pkl", "vae_encoder_lora.pt", "sr_lora_l2.pkl", "cozlib.json"):
         assert (out / f).is_file()
-    for variant in ("gan", "l2"):
+    for variant in ("perceptual", "l2"):
         bb = make_backbone("osediff-demo", device="cpu", weights=str(out), variant=variant)
         lr = render_view(1_010_000, (0.5, 0.5), 1, 32)
         (y,) = bb.upsample([lr], ["cat, fur"], 96)  # 96 px: more than one 64 px tile
@@ -253,6 +253,7 @@ def test_prompt_context_keeps_the_images_and_describes_the_wider_window():
     a, b = _zoomworld_pairs(6, 32, 4, "val", 0), _zoomworld_pairs(6, 32, 4, "val", 0, context=4)
     assert all((x == y).all() for x, y in zip(a[0], b[0]))   # the same views, drawn first
     assert a[2] != b[2]                                       # told about more of the world
+    assert a[3] == a[2] == b[3]                               # each view's own words (the critic's labels) stay
     for off in ((1.0, 1.0), (-1.0, 1.0)):                      # the view at a corner of the wider window
         words = _render_pair(spec, 64, 4, context=4, offset=off)[2]
         room = 0.5 * 3 / 16.0

@@ -409,11 +409,11 @@ def _find(lora_dir: Path, fname: str) -> Path:
 
 @register("osediff-demo", "OSEDiff on a tiny SD3 trained here on ZoomWorld + photo patches (committed weights)",
           availability=_demo_availability)
-def _osediff_demo(device: str = "auto", weights: str | None = None, variant: str = "gan", **options) -> OSEDiffSD3:
+def _osediff_demo(device: str = "auto", weights: str | None = None, variant: str = "perceptual", **options) -> OSEDiffSD3:
     folder = Path(weights) if weights else demo_folder()
     if (msg := _demo_availability()) and not weights:
         raise MissingWeightsError(msg)
-    suffix = "" if variant == "gan" else f"_{variant}"
+    suffix = "" if variant == "perceptual" else f"_{variant}"
     lora, venc = folder / f"sr_lora{suffix}.pkl", folder / f"vae_encoder_lora{suffix}.pt"
     for p in (lora, venc):
         if not p.is_file():
@@ -421,7 +421,7 @@ def _osediff_demo(device: str = "auto", weights: str | None = None, variant: str
     return load_osediff(folder, lora, venc, name=f"osediff-demo-{variant}", device=device, **options)
 
 
-@register("osediff-demo-l2", "the demo OSEDiff's L2-only variant (same stages, no GAN loss): blurrier",
+@register("osediff-demo-l2", "the demo OSEDiff's L2-only variant (same stages, pixel L2 only, no perceptual loss): blurrier",
           availability=_demo_availability)
 def _osediff_demo_l2(device: str = "auto", weights: str | None = None, **options) -> OSEDiffSD3:
     return _osediff_demo(device=device, weights=weights, variant="l2", **options)

@@ -9,22 +9,27 @@ Stages (each resumable, ``loop.Stage``):
    10% dropped: our stand-in for the pretrained SD3. Option ``train_text``: the tiny text encoders
    train with it (SD3's come pretrained; random ones give unrelated prompts pooled features of
    cosine 0.8-0.9), then stay frozen.
-3. ``sr-gan`` / ``sr-l2``: OSEDiff's one-step 4x stage. LoRA on the transformer (the AdaLayerNormZero
-   linears as the paper, plus attention/FF/patch layers at this size, see DEMO_LORA) and on the VAE
-   encoder; input the bicubic-upsampled 16 px view, output x = D(z - v(z)) with z = E(x_lr) (PAPER.md
-   section 5). Loss: L2 to the truth, plus (sr-gan) a hinge GAN loss from a prompt-conditioned,
-   matching-aware patch discriminator (real views with another view's words count as fake): our replacement for the paper's VSD and LPIPS (no pretrained VGG or
-   teacher at this size; a GAN is what makes a small one-step model draw texture instead of the
-   blurry mean). ``sr-l2`` is the same stage without the GAN, shown beside it. Prompts: the view's
-   true words, dropped 20% of the time, so a null prompt still works.
+3. ``critic``: a small word classifier (the demo tagger's network) learns the true words of the
+   train views' HR images, then stays frozen: the feature network of the perceptual loss below
+   (LPIPS's VGG at paper scale; there is no pretrained one at this size).
+4. ``sr-perceptual`` / ``sr-l2``: OSEDiff's one-step 4x stage. LoRA on the transformer (the
+   AdaLayerNormZero linears as the paper, plus attention/FF/patch layers at this size, see
+   DEMO_LORA) and on the VAE encoder; input the bicubic-upsampled 16 px view, output
+   x = D(z - v(z)) with z = E(x_lr) (PAPER.md section 5). Loss of ``sr-perceptual``: L2 to the
+   truth on the 4x-pooled output (``l2_lowpass``: the band the input already holds) plus 0.3 x
+   ``critic_loss`` (per-channel mean and spread of the critic's features, output against truth:
+   a texture's kind, not its phase), our stand-in for OSEDiff's L2 + LPIPS + VSD. ``sr-l2`` is the
+   same stage with L2 on every pixel only, shown beside it (blurry). Prompts: the words of a window
+   4x wider than the view (``prompt_context``: what the chain's prompt tells each 64 px tile of its
+   256 px state), dropped 20% of the time, so a null prompt still works.
 
 Data: ZoomWorld train-split views (zoom 1x to 4096x, 64 px, their 16 px low-res view and true
-words) plus 20% patches of the bundled photos (null prompt), all rendered once and cached. Option
-``colour_aug``: the base and SR stages see pairs under a random hue rotation, since each ZoomWorld
-texture has its own palette and the low-res colour alone names it; option ``disc_words``: the
-discriminator reads the prompt's ZoomWorld words instead of its pooled embedding. None of the
-options, nor a 5x longer base stage or a 4x GAN weight, made the words choose the texture reliably
-(bench/results/prompt_sensitivity_cpu.md); all are off by default.
+words) plus 20% patches of the bundled photos (null prompt), all rendered once and cached.
+Options tried on the way (bench/results/prompt_sensitivity_cpu.md, runs 1-15), off by default:
+a prompt-conditioned matching-aware patch GAN (``gan_weight``; with ``disc_words``,
+``disc_pretrain``), ``colour_aug`` (hue-rotated pairs), ``train_text``, CSD and VSD against our
+own base model (``csd_weight``, ``vsd_weight``), a Gram loss on the VAE encoder (``style_weight``).
+Only the critic's loss made the true words beat none and wrong ones cost (runs 13-15).
 """
 from __future__ import annotations
 
@@ -64,49 +69,48 @@ class SRTrainConfig:
     vae_crop: int = 32          # the VAE is fully convolutional: it trains on crops, 4x cheaper
     steps_vae: int = 3500
     steps_base: int = 1200
-    steps_sr: int = 1000
+    steps_sr: int = 2000
     lr_vae: float = 1e-3
     lr_base: float = 5e-4
     lr_sr: float = 5e-4
     lr_disc: float = 2e-4
-    gan_weight: float = 0.05
-    l2_lowpass: int = 1         # sr-gan: L2 on the output average-pooled by this factor (1 = every pixel)
+    gan_weight: float = 0.0     # sr-perceptual: the prompt-conditioned patch GAN (make_discriminator); 0 = off (runs 11-13: it made worded outputs worse)
+    l2_lowpass: int = 4         # sr-perceptual: L2 on the output average-pooled by this factor (1 = every pixel)
     kl_weight: float = 1e-6
     prompt_dropout_base: float = 0.1
     prompt_dropout_sr: float = 0.2
     colour_aug: float = 0.0     # base and SR stages: share of samples hue-rotated (batch_of); tried, see bench/results
     train_text: bool = False    # base stage: train the tiny text encoders too (train_base); tried, see bench/results
-    disc_words: bool = False    # sr-gan: condition the discriminator on the prompt's ZoomWorld words (word_vector), not the pooled embedding
-    csd_weight: float = 0.0     # sr-gan: classifier score distillation from the base model (csd_direction); 0 = off
-    vsd_weight: float = 0.0     # sr-gan: variational score distillation (vsd_direction, OSEDiff's loss); 0 = off
-    disc_pretrain: int = 0      # sr-gan: steps of the discriminator's matching-aware loss on real pairs alone before the stage (pretrain_discriminator)
-    critic_weight: float = 0.0  # sr-gan: feature-statistics loss in a word classifier's features (train_word_critic, critic_loss); 0 = off
+    disc_words: bool = False    # sr-perceptual: condition the discriminator on the prompt's ZoomWorld words (word_vector), not the pooled embedding
+    csd_weight: float = 0.0     # sr-perceptual: classifier score distillation from the base model (csd_direction); 0 = off
+    vsd_weight: float = 0.0     # sr-perceptual: variational score distillation (vsd_direction, OSEDiff's loss); 0 = off
+    disc_pretrain: int = 0      # sr-perceptual: steps of the discriminator's matching-aware loss on real pairs alone before the stage (pretrain_discriminator)
+    critic_weight: float = 0.3  # sr-perceptual: feature-statistics loss in a word classifier's features (train_word_critic, critic_loss); 0 = off
     steps_critic: int = 800
-    style_weight: float = 0.0   # sr-gan: Gram-matrix loss on the frozen base VAE encoder's features (style_loss), LPIPS's role; 0 = off
+    style_weight: float = 0.0   # sr-perceptual: Gram-matrix loss on the frozen base VAE encoder's features (style_loss), LPIPS's role; 0 = off
     csd_sigmas: tuple = (0.5, 0.98)  # noise levels CSD and VSD sample (uniform)
     lora_rank: int = 16
     vae_lora_rank: int = 4
-    variants: list = field(default_factory=lambda: ["gan", "l2"])
+    variants: list = field(default_factory=lambda: ["perceptual", "l2"])
     seed: int = 0
     device: str = "auto"
     val_pairs: int = 64
-    prompt_context: int = 1     # a pair's words describe a window this many times wider than its view (the chain's tiles: process_size / size)
+    prompt_context: int = 4     # a pair's words describe a window this many times wider than its view (the chain's tiles: process_size / size)
     workers: int = 1            # processes rendering the ZoomWorld pairs (the pairs do not depend on it)
 
     @classmethod
     def smoke(cls, **kw) -> "SRTrainConfig":
         """A few steps of everything (the test suite's run)."""
-        base = dict(pairs=48, batch=4, batch_sr=2, steps_vae=6, steps_base=6, steps_sr=6, val_pairs=4)
+        base = dict(pairs=48, batch=4, batch_sr=2, steps_vae=6, steps_base=6, steps_sr=6, steps_critic=6, val_pairs=4)
         base.update(kw)
         return cls(**base)
 
     @classmethod
     def cuda(cls, **kw) -> "SRTrainConfig":
         """Sizes for one data-centre GPU (an H100/H200): more pairs, larger batches, steps set by
-        ``plan_steps`` from a time budget; the model is the same. The GAN variant takes L2 on the
-        4x-pooled output and a GAN weight of 0.1 (at these step counts the full-pixel L2 keeps the
-        output blurry). Measured on an H200 (``--minutes 5``): see the README's training section."""
-        base = dict(pairs=20000, batch=64, batch_sr=32, gan_weight=0.1, l2_lowpass=4,
+        ``plan_steps`` from a time budget; the model and the losses are the CPU recipe's. Measured on
+        an H200 (``--minutes 5``, the earlier GAN recipe): see the README's training section."""
+        base = dict(pairs=20000, batch=64, batch_sr=32,
                     steps_vae=4000, steps_base=12000, steps_sr=4000,
                     device="cuda", workers=max(1, (os.cpu_count() or 2) - 1))
         base.update(kw)
@@ -135,8 +139,9 @@ def _render_pair(spec, size: int, upscale: int, context: int = 1, offset=(0.0, 0
 
 
 def _zoomworld_pairs(n: int, size: int, upscale: int, split: str, seed: int, workers: int = 1, context: int = 1):
-    """``n`` ZoomWorld views (HR, bicubic-upsampled LR, true words); ``workers`` processes render
-    them (the same pairs for any number of workers: the views are drawn first)."""
+    """``n`` ZoomWorld views: HR, bicubic-upsampled LR, the prompt (the ``context`` x wider window's
+    words) and each view's own words; ``workers`` processes render them (the same pairs for any
+    number of workers: the views are drawn first)."""
     import functools
     from ..runtime import parallel_map
     from ..world.datasets import sample_specs
@@ -146,14 +151,19 @@ def _zoomworld_pairs(n: int, size: int, upscale: int, split: str, seed: int, wor
     offsets = [tuple(o) for o in rng.uniform(-1, 1, (n, 2))]  # drawn after the views: they stay the same
     rows = parallel_map(functools.partial(_render_placed, size=size, upscale=upscale, context=context),
                         list(zip(specs, offsets)), workers)
-    hr, lr, prompts = (list(x) for x in zip(*rows)) if rows else ([], [], [])
-    return hr, lr, prompts
+    hr, lr, prompts, own = (list(x) for x in zip(*rows)) if rows else ([], [], [], [])
+    return hr, lr, prompts, own
 
 
 def _render_placed(spec_offset, **kw):
-    """``_render_pair`` of a (view, offset) item (``parallel_map`` passes one argument)."""
+    """``_render_pair`` of a (view, offset) item (``parallel_map`` passes one argument), plus the
+    view's own words (the critic learns those: it sees only the view)."""
+    from ..prompts.oracle import truth_prompt
+    from ..world import view_window, window_words
     spec, offset = spec_offset
-    return _render_pair(spec, offset=offset, **kw)
+    hr, lr, words = _render_pair(spec, offset=offset, **kw)
+    own = words if kw["context"] == 1 else truth_prompt(window_words(spec.seed, view_window(spec.center, spec.zoom), kw["size"]))
+    return hr, lr, words, own
 
 
 def _photo_pairs(n: int, size: int, upscale: int, seed: int):
@@ -176,18 +186,19 @@ def _photo_pairs(n: int, size: int, upscale: int, seed: int):
 
 
 def make_pairs(cfg: SRTrainConfig, split: str = "train", n: int | None = None, photos: bool = True) -> dict:
-    """{'hr', 'lr' uint8 [N, 3, S, S] (lr = bicubic-upsampled low-res view), 'prompt': [str]}."""
+    """{'hr', 'lr' uint8 [N, 3, S, S] (lr = bicubic-upsampled low-res view), 'prompt': [str] (the
+    ``prompt_context`` window's words), 'words': [str] (the view's own; photos: '')}."""
     import torch
     n = n or cfg.pairs
     if not isinstance(cfg.prompt_context, int) or cfg.prompt_context < 1:
         raise ConfigError(f"prompt_context must be a whole number >= 1 (the prompt's window over the view's), got {cfg.prompt_context!r}")
     n_photo = int(round(n * cfg.photo_share)) if photos else 0
-    hr, lr, pr = _zoomworld_pairs(n - n_photo, cfg.size, cfg.upscale, split, cfg.seed, cfg.workers, cfg.prompt_context)
+    hr, lr, pr, own = _zoomworld_pairs(n - n_photo, cfg.size, cfg.upscale, split, cfg.seed, cfg.workers, cfg.prompt_context)
     if n_photo:
         h2, l2, p2 = _photo_pairs(n_photo, cfg.size, cfg.upscale, cfg.seed)
-        hr, lr, pr = hr + h2, lr + l2, pr + p2
+        hr, lr, pr, own = hr + h2, lr + l2, pr + p2, own + p2
     to_t = lambda a: torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).contiguous()  # noqa: E731
-    return {"hr": to_t(hr), "lr": to_t(lr), "prompt": pr}
+    return {"hr": to_t(hr), "lr": to_t(lr), "prompt": pr, "words": own}
 
 
 def cached_pairs(cfg: SRTrainConfig, split: str, n: int, photos: bool, log=print) -> dict:
@@ -196,7 +207,9 @@ def cached_pairs(cfg: SRTrainConfig, split: str, n: int, photos: bool, log=print
     path = Path(cfg.work) / (f"pairs-{split}-{n}-{cfg.size}-{cfg.upscale}-{cfg.photo_share if photos else 0}-{cfg.seed}"
                              f"{f'-c{cfg.prompt_context}' if cfg.prompt_context > 1 else ''}-r{RENDER_VERSION}.pt")
     if path.is_file():
-        return torch.load(path, weights_only=False)
+        data = torch.load(path, weights_only=False)
+        if "words" in data:  # older caches lack the views' own words: rendered again
+            return data
     t = time.perf_counter()
     data = make_pairs(cfg, split, n, photos)
     save_torch(data, path)
@@ -532,10 +545,11 @@ def train_word_critic(data: dict, cfg: SRTrainConfig, device: str, log=print):
         torch.manual_seed(cfg.seed + 11)
         net = make_tagger_net(len(vocabulary())).to(device).train()
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-    stage = Stage(f"critic-c{cfg.prompt_context}", cfg.steps_critic, Path(cfg.work) / "ckpt", {"net": net, "opt": opt})
+    own = {"hr": data["hr"], "lr": data["lr"], "prompt": data["words"]}  # the view's own words: all it sees
+    stage = Stage("critic", cfg.steps_critic, Path(cfg.work) / "ckpt", {"net": net, "opt": opt})
 
     def step(i: int) -> dict:
-        hr, _, prompts = batch_of(data, i, 32, cfg.seed + 11, device)
+        hr, _, prompts = batch_of(own, i, 32, cfg.seed + 11, device)
         for grp in opt.param_groups:
             grp["lr"] = cosine_lr(i, cfg.steps_critic, lr)
         loss = F.binary_cross_entropy_with_logits(net(hr), word_vector(prompts, device))
@@ -597,18 +611,20 @@ def pretrain_discriminator(disc, data, cfg: SRTrainConfig, device: str, encode, 
 
 
 def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=print, pre_stages: list | None = None):
-    """OSEDiff's one-step 4x stage with LoRA; ``variant`` 'gan' (L2 + GAN) or 'l2'. The stages an
+    """OSEDiff's one-step 4x stage with LoRA; ``variant`` 'perceptual' (pooled L2 + the critic's loss,
+    + the options' terms) or 'l2' (L2 on every pixel). The stages an
     option runs first (the word critic, the discriminator's pretraining) are appended to ``pre_stages``."""
     import torch
     import torch.nn.functional as F
-    if variant not in ("gan", "l2"):
-        raise ConfigError(f"unknown SR training variant {variant!r}; choose gan or l2")
+    if variant not in ("perceptual", "l2"):
+        raise ConfigError(f"unknown SR training variant {variant!r}; choose perceptual or l2")
     model, names = sr_model(pipe, cfg, device)
     params = [p for p in list(model.transformer.parameters()) + list(model.vae.parameters()) if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr_sr, weight_decay=0.0)
     mods = {"transformer": model.transformer, "vae": model.vae, "opt": opt}
+    perceptual = variant == "perceptual"
     disc = None
-    if variant == "gan":
+    if perceptual and (cfg.gan_weight > 0 or cfg.disc_pretrain > 0):
         from ..world.vocab import vocabulary
         cond_dim = len(vocabulary()) if cfg.disc_words else pipe.transformer.config.pooled_projection_dim
         disc = make_discriminator(cond_dim).to(device)
@@ -619,11 +635,11 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
     pre = pre_stages if pre_stages is not None else []
     if disc is not None and cfg.disc_pretrain > 0 and not stage.path.is_file():  # a resumed SR stage has its own disc
         pre.append(pretrain_discriminator(disc, data, cfg, device, encode, log))
-    csd = disc is not None and cfg.csd_weight > 0
-    vsd = disc is not None and cfg.vsd_weight > 0
-    style = disc is not None and cfg.style_weight > 0
+    csd = perceptual and cfg.csd_weight > 0
+    vsd = perceptual and cfg.vsd_weight > 0
+    style = perceptual and cfg.style_weight > 0
     critic = None
-    if disc is not None and cfg.critic_weight > 0:
+    if perceptual and cfg.critic_weight > 0:
         critic, st = train_word_critic(data, cfg, device, log)
         pre.append(st)
     if csd or vsd or style:
@@ -645,7 +661,7 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
         cond = word_vector(prompts, device) if cfg.disc_words else pooled
         with autocast(device):
             out = model.one_step(lr, pe, pooled).float()
-            k = cfg.l2_lowpass if disc is not None else 1
+            k = cfg.l2_lowpass if perceptual else 1
             l2 = F.mse_loss(F.avg_pool2d(out, k), F.avg_pool2d(hr, k)) if k > 1 else F.mse_loss(out, hr)
             loss, row = l2, {"l2": l2.item()}
             if critic is not None:
@@ -752,7 +768,7 @@ def export(pipe, models: dict, cfg: SRTrainConfig, stages: list[Stage], metrics:
         save_pipeline(pipe, tmp)
         opts = None
         for variant, (model, names) in models.items():
-            suffix = "" if variant == "gan" else f"_{variant}"
+            suffix = "" if variant == "perceptual" else f"_{variant}"
             save_official_lora(model.transformer, tmp / f"sr_lora{suffix}.pkl", names)
             save_vae_encoder(model.vae, tmp / f"vae_encoder_lora{suffix}.pt")
             opts = model.options

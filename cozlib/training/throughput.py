@@ -49,15 +49,16 @@ def sr_stages(device: str, steps: int = 20, pairs: int = 64, preset: str = "cpu"
     warm = max(1, steps // 5)
     with tempfile.TemporaryDirectory() as tmp:
         for name, fn, batch in (("vae", train_vae, cfg.batch), ("base", train_base, cfg.batch),
-                                ("sr-gan", None, cfg.batch_sr)):
+                                ("sr-perceptual", None, cfg.batch_sr)):
             walls = []
             for n in (warm, warm + steps):
-                c = replace(cfg, work=f"{tmp}/{name}-{n}", steps_vae=n, steps_base=n, steps_sr=n)
+                c = replace(cfg, work=f"{tmp}/{name}-{n}", steps_vae=n, steps_base=n, steps_sr=n,
+                            steps_critic=2)  # the SR stage is timed, not its critic
                 p = copy.copy(pipe)
                 p.transformer, p.vae = copy.deepcopy(pipe.transformer), copy.deepcopy(pipe.vae)
                 _reset_peak(device)
                 if fn is None:
-                    stage = train_sr(p, data, c, device, "gan", lambda *_: None)[2]
+                    stage = train_sr(p, data, c, device, "perceptual", lambda *_: None)[2]
                 else:
                     stage = fn(p, data, c, device, lambda *_: None)
                 walls.append(stage.wall_s)

@@ -4,7 +4,8 @@ A scene (from an integer seed) is a ground plane with 3-5 objects drawn from ``v
 Each object is a signed-distance shape with a fractal, self-similar outline; inside it, parts
 (seeds, eyes, mortar, veins, ...) are painted on a base part; each part is filled with its
 micro-texture (``vocab.MICRO``), band-limited octaves of equal amplitude that continue to any
-depth. Coordinates are float64 in the base view's unit square [0, 1]^2 (x right, y down).
+depth: a shared mottle down to the word's scale, then the texture's own kind (a coarse view does
+not tell which kind will appear; the words do). Coordinates are float64 in the base view's unit square [0, 1]^2 (x right, y down).
 
 ``render`` takes windows (left, top, right, bottom) of one scene and a pixel size and returns an
 RGB batch; ``weights`` returns, per pixel, how much of it belongs to each (object, part); the
@@ -24,10 +25,16 @@ from .vocab import MESO_PERIOD, MICRO, OBJECTS, Micro
 Window = tuple[float, float, float, float]
 #: Bump when renders change for the same seed and window: it is part of every ZoomWorld input's
 #: source, so cached chains, truth scores and oracle prompts from an older renderer are not reused.
-RENDER_VERSION = 4
-#: A micro-texture's octaves start this many times below its word's frequency ``f_lo``: coarser
-#: octaves of the same texture fill the scales between a part and its micro-structure.
+RENDER_VERSION = 6
+#: A micro-texture's octaves start this many times below its word's frequency ``f_lo``: these
+#: lead octaves fill the scales between a part and its micro-structure with a plain mottle, the
+#: same for every texture (no gap in detail, but no hint of what comes); from ``f_lo`` on, the
+#: texture's own generator (speckle, streak, cellular).
 TEXTURE_LEAD = 16.0
+LEAD_OCTAVES = 4  # log2(TEXTURE_LEAD)
+#: The mottle is stretched along the part's direction (``angle``): from afar a view shows which way
+#: its texture runs, not which kind it is.
+LEAD_STRETCH = 2.5
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,7 @@ class Scene:
                             int(rng.integers(0, 2 ** 30)), tuple(float(t) for t in rng.uniform(0.88, 1.12, 3))))
         self.objects = objs
         self.ground_seed = int(rng.integers(0, 2 ** 30))
+        self.ground_angle = float(rng.uniform(-math.pi, math.pi))  # the ground's grain (lead octaves)
 
     # -- the pieces ---------------------------------------------------------------------------
 
@@ -101,13 +109,16 @@ class Scene:
     @staticmethod
     def _texture(m: Micro, X, Y, seed: int, pixel: float, angle) -> torch.Tensor:
         """The micro-texture's modulation in [-1, 1]."""
-        f0 = m.f_lo / TEXTURE_LEAD  # the texture starts well above its word's scale: no gap in detail
-        if m.family == "speckle":
-            t = noise.fbm(X, Y, seed, f0, pixel)
-        elif m.family == "streak":
-            t = noise.fbm(X, Y, seed, f0, pixel, stretch=m.stretch, angle=angle, ridged=True)
-        else:
-            t = noise.cellular(X, Y, seed, f0, pixel) * 1.6
+        # lead octaves: a mottle shared by all textures, so a coarse view does not reveal the kind
+        t = noise.fbm(X, Y, seed + 977, m.f_lo / TEXTURE_LEAD, pixel, stretch=LEAD_STRETCH, angle=angle,
+                      max_octaves=LEAD_OCTAVES)
+        if noise.band_weight(m.f_lo, pixel) > 0.0:  # the texture's own octaves, from its word's scale
+            if m.family == "speckle":
+                t = t + noise.fbm(X, Y, seed, m.f_lo, pixel)
+            elif m.family == "streak":
+                t = t + noise.fbm(X, Y, seed, m.f_lo, pixel, stretch=m.stretch, angle=angle, ridged=True)
+            else:
+                t = t + noise.cellular(X, Y, seed, m.f_lo, pixel) * 1.6
         # A triangle wave, not tanh: the sum grows with the number of octaves at deep zoom, and a
         # saturating map would flatten the finest ones (a blur floor). The fold keeps local contrast,
         # and being piecewise linear, a pixel's average is the map of its average almost everywhere
@@ -157,7 +168,7 @@ class Scene:
                 out.append((word, noise.smooth_coverage(sdf, pixel),
                             lambda word=word, ang=ang: paint(m[word], X, Y, o.seed + 1, pixel, (1, 1, 1), ang)))
         elif o.kind == "strawberry":
-            out.append(("skin", None, lambda: paint(m["skin"], X, Y, o.seed, pixel, o.tint, 0.0, lo())))
+            out.append(("skin", None, lambda: paint(m["skin"], X, Y, o.seed, pixel, o.tint, o.angle, lo())))
             # seeds: an absolute jittered grid, spacing 1.6 P, radius 0.35 P, below the calyx
             g, rad = 1.6 * P, 0.35 * P
             gx, gy = torch.floor(X / g), torch.floor(Y / g)
@@ -167,21 +178,21 @@ class Scene:
             sdf = torch.sqrt((X - sx) ** 2 + (Y - sy) ** 2) - rad
             cov = noise.rough_coverage(sdf, X, Y, o.seed + 23, 1 / rad, pixel, 0.1) * (v > -0.3).float()
             rim = lambda: (1.0 - 0.35 * ((sdf / rad + 1).clamp(0, 1) ** 3)).float()  # noqa: E731
-            out.append(("seeds", cov, lambda: paint(m["seeds"], X, Y, o.seed + 2, pixel, o.tint, 0.0, rim())))
+            out.append(("seeds", cov, lambda: paint(m["seeds"], X, Y, o.seed + 2, pixel, o.tint, o.angle, rim())))
             cal = (v - (-0.3 + 0.05 * torch.cos(u * 40))) * o.size
             out.append(("calyx", noise.smooth_coverage(cal, pixel),
                         lambda: paint(m["calyx"], X, Y, o.seed + 3, pixel, o.tint, torch.atan2(v + 0.6, u))))
         elif o.kind == "wall":
-            out.append(("bricks", None, lambda: paint(m["bricks"], X, Y, o.seed, pixel, o.tint, 0.0, lo())))
+            out.append(("bricks", None, lambda: paint(m["bricks"], X, Y, o.seed, pixel, o.tint, o.angle, lo())))
             rows = (v + 0.34) / 0.07
             fv = rows - torch.floor(rows)
             cols = (u + 0.48) / 0.16 + (torch.floor(rows) % 2) * 0.5
             fu = cols - torch.floor(cols)
             d = torch.minimum(torch.minimum(fv, 1 - fv) * 0.07, torch.minimum(fu, 1 - fu) * 0.16) * o.size
             out.append(("mortar", noise.line_coverage(d, 0.006 * o.size, pixel),
-                        lambda: paint(m["mortar"], X, Y, o.seed + 1, pixel, (1, 1, 1))))
+                        lambda: paint(m["mortar"], X, Y, o.seed + 1, pixel, (1, 1, 1), o.angle)))
         elif o.kind == "log":
-            out.append(("bark", None, lambda: paint(m["bark"], X, Y, o.seed, pixel, o.tint, 0.0, lo())))
+            out.append(("bark", None, lambda: paint(m["bark"], X, Y, o.seed, pixel, o.tint, o.angle, lo())))
             inner = _ellipse(u, v, 0.4, 0.34) * o.size
 
             def rings():
@@ -204,7 +215,7 @@ class Scene:
 
             def blade():
                 patch = 1.0 if sub_pixel else 1.0 + 0.10 * (noise.uniform(ax, ay, o.seed + 52) * 2 - 1)
-                return paint(m["blade"], X, Y, o.seed, pixel, o.tint, 0.0, lo() * patch)
+                return paint(m["blade"], X, Y, o.seed, pixel, o.tint, o.angle, lo() * patch)
             out.append(("blade", None, blade))
             s = (u * 0.7 + v.abs() * 0.7) / 0.12
             lateral = (s - torch.floor(s) - 0.5).abs() * 0.12 * 0.7 * o.size
@@ -227,7 +238,7 @@ class Scene:
 
     def _ground(self, X, Y, pixel: float, lo):
         s = self.ground_seed
-        out = [("soil", None, lambda: self._paint(MICRO["crumbs"], X, Y, s, pixel, (1, 1, 1), 0.0, lo()))]
+        out = [("soil", None, lambda: self._paint(MICRO["crumbs"], X, Y, s, pixel, (1, 1, 1), self.ground_angle, lo()))]
         g = 1 / 24
         gx, gy = torch.floor(X / g), torch.floor(Y / g)
         ix, iy = gx.to(torch.int64), gy.to(torch.int64)
@@ -238,7 +249,7 @@ class Scene:
         rad = g * (0.15 + 0.15 * u(4).double())
         sdf = torch.sqrt((X - sx) ** 2 + (Y - sy) ** 2) - rad
         cov = noise.rough_coverage(sdf, X, Y, s + 6, 1 / (0.15 * g), pixel, 0.1) * keep
-        out.append(("pebbles", cov, lambda: self._paint(MICRO["specks"], X, Y, s + 1, pixel, (1, 1, 1))))
+        out.append(("pebbles", cov, lambda: self._paint(MICRO["specks"], X, Y, s + 1, pixel, (1, 1, 1), self.ground_angle)))
         return out
 
     # -- public ---------------------------------------------------------------------------------

@@ -6,6 +6,12 @@ truth word by word. Two pairs of micro-textures are deliberately identical in di
 strawberry's seeds) and ``cells`` (a leaf's blade). Seen alone at deep zoom they cannot be told
 apart; the coarser view shows their parents' structure (fur locks vs wood rings; a seed's
 outline on red skin vs a leaf's veinlets): the situation of the paper's Figure 8, made measurable.
+
+Look-alike groups (BROWN, YELLOWGREEN, RED, GRAY) share a palette across different generators
+(fur's hairs and bark's cracks are both brown): far from a texture's own scale only
+its lead octaves show, and those are the same mottle for every texture (``scene.TEXTURE_LEAD``), so
+a low-res view does not tell which kind of detail will appear when one zooms in; the words do.
+This is the gap the SR backbone's prompt must fill (the paper's premise, made measurable).
 """
 from __future__ import annotations
 
@@ -33,26 +39,30 @@ class Part:
     scale: float  # characteristic size in object units (visibility threshold)
 
 
+#: Look-alike groups: micro-textures of different kinds (generator) that share a palette, so
+#: from afar (where only their shared lead octaves show, ``scene.TEXTURE_LEAD``) they look alike.
 BROWN = ((0.30, 0.19, 0.10), (0.62, 0.44, 0.26))
 YELLOWGREEN = ((0.42, 0.50, 0.12), (0.78, 0.82, 0.38))
+RED = ((0.55, 0.04, 0.06), (0.93, 0.22, 0.20))
+GRAY = ((0.45, 0.50, 0.58), (0.85, 0.88, 0.92))
 
 MICRO: dict[str, Micro] = {m.word: m for m in (
-    Micro("speckles", "speckle", (0.55, 0.04, 0.06), (0.93, 0.22, 0.20), 1024),
+    Micro("speckles", "speckle", *RED, 1024),
     Micro("pits", "cellular", *YELLOWGREEN, 2048),
-    Micro("fuzz", "streak", (0.10, 0.35, 0.08), (0.35, 0.65, 0.20), 1024, 3.0),
+    Micro("fuzz", "streak", *YELLOWGREEN, 1024, 3.0),
     Micro("hairs", "streak", *BROWN, 2048, 6.0),
     Micro("iris", "streak", (0.45, 0.35, 0.02), (0.85, 0.70, 0.15), 1024, 4.0),
     Micro("creases", "speckle", (0.65, 0.35, 0.38), (0.95, 0.65, 0.68), 1024),
-    Micro("grains", "speckle", (0.45, 0.16, 0.10), (0.75, 0.35, 0.22), 1024),
-    Micro("grit", "speckle", (0.55, 0.55, 0.52), (0.85, 0.84, 0.80), 2048),
-    Micro("cracks", "cellular", (0.12, 0.08, 0.05), (0.40, 0.30, 0.20), 512),
+    Micro("grains", "cellular", *RED, 1024),
+    Micro("grit", "speckle", *GRAY, 2048),
+    Micro("cracks", "cellular", *BROWN, 512),
     Micro("fibers", "streak", *BROWN, 2048, 6.0),
     Micro("cells", "cellular", *YELLOWGREEN, 2048),
     Micro("strands", "streak", (0.55, 0.70, 0.30), (0.85, 0.95, 0.60), 1024, 8.0),
-    Micro("ridges", "streak", (0.45, 0.50, 0.58), (0.85, 0.88, 0.92), 1024, 10.0),
+    Micro("ridges", "streak", *GRAY, 1024, 10.0),
     Micro("rays", "streak", (0.70, 0.30, 0.05), (0.98, 0.62, 0.25), 1024, 10.0),
     Micro("crumbs", "speckle", (0.22, 0.18, 0.12), (0.48, 0.40, 0.30), 1024),
-    Micro("specks", "speckle", (0.50, 0.50, 0.50), (0.82, 0.82, 0.80), 2048),
+    Micro("specks", "speckle", *GRAY, 2048),
 )}
 
 #: object -> parts; the first part is the object's base material, the rest are painted on it.
