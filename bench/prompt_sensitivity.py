@@ -8,8 +8,10 @@
 Prints (1) the base model's flow loss at sigma 0.5 / 0.8 / 0.95 on 64 val pairs with the true, null
 and wrong words (lower = the words help it predict the image), natural colours and hue-rotated;
 (2) the one-step model on the val pairs (PSNR, texture distance) with true / null / wrong words;
-(3) CoZ (256 px, 4 steps) on the six test scenes of notebook 06 with oracle / null / wrong prompts:
-the SR issue's test (oracle < null < wrong at 64x). About 17 min on the 2-core CPU.
+(3) CoZ (256 px, 4 steps) on test scenes (``--scenes``; notebook 06 uses the first 18, runs 1-15
+used the first 6) with oracle / null / wrong prompts: the SR issue's test (oracle < null < wrong at
+64x). About 17 min on the 2-core CPU at 1000 SR steps. ``--weights FOLDER`` skips the training and
+measures (3) for a trained folder (e.g. ``data/weights/osediff-demo``).
 Results of record: bench/results/prompt_sensitivity_cpu.md.
 """
 from __future__ import annotations
@@ -30,7 +32,7 @@ def flow_losses(pipe, val, sigmas=(0.5, 0.8, 0.95), draws: int = 4) -> dict:
     tr, vae = pipe.transformer.eval(), pipe.vae.eval()
     enc = PromptCache(pipe, "cpu", pipe.tokenizer.model_max_length)
     hr = val["hr"].float() / 127.5 - 1
-    words = {"true": val["prompt"], "null": [""] * len(hr), "wrong": [wrong_prompt(p) for p in val["prompt"]]}
+    words = {"true": val["words"], "null": [""] * len(hr), "wrong": [wrong_prompt(p) for p in val["words"]]}  # the base model learnt the views' own
     out = {}
     for colours in ("natural", "hue-rotated"):
         x = hr if colours == "natural" else recolour(hr, hue_rotation(np.random.default_rng(0).uniform(0, 2 * np.pi, len(hr))))
@@ -51,11 +53,10 @@ def flow_losses(pipe, val, sigmas=(0.5, 0.8, 0.95), draws: int = 4) -> dict:
     return out
 
 
-def chain_texture(weights: Path, cache_dir: Path) -> list[dict]:
+def chain_texture(weights: Path, cache_dir: Path, seeds: list[int]) -> list[dict]:
     from cozlib import experiments
     from cozlib.chain import ChainCache, ChainConfig
     os.environ["COZ_OSEDIFF_DEMO"] = str(weights)
-    seeds = [1010000, 1010001, 1010002, 1010003, 1010004, 1010005]
     images, sources = experiments.world_inputs(seeds, 256)
     labels = ["Direct SR (OSEDiff)", "CoZ null (OSEDiff)", "CoZ oracle (OSEDiff)", "CoZ wrong (OSEDiff)"]
     methods = experiments.methods_by_label(labels, experiments.world_methods("osediff-demo", None))
@@ -81,8 +82,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", required=True)
     ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="SRTrainConfig overrides (JSON values)")
+    ap.add_argument("--scenes", default="0:6", help="test scenes 1010000+i for i in START:STOP (default the first 6)")
+    ap.add_argument("--weights", default=None, help="only measure the chains of this trained folder")
     args = ap.parse_args()
     set_threads(int(os.environ.get("COZ_THREADS", "2")))
+    lo, hi = (int(x) for x in args.scenes.split(":"))
+    seeds = [1_010_000 + i for i in range(lo, hi)]
+    if args.weights:
+        for row in chain_texture(resolve(args.weights), Path(args.work) / "cache", seeds):
+            print("[chain]", json.dumps(row), flush=True)
+        return
     types = {f.name for f in fields(SRTrainConfig)}
     over = {k: json.loads(v) for k, v in (a.split("=", 1) for a in args.set)}
     if unknown := set(over) - types:
@@ -104,7 +113,7 @@ def main() -> None:
     metrics = evaluate(model, val, "cpu")
     print("[val]", json.dumps(metrics), flush=True)
     out = export(pipe, {"perceptual": (model, names)}, cfg, stages, metrics, "cpu", time.perf_counter() - t0, work / "weights")
-    for row in chain_texture(out, work / "cache"):
+    for row in chain_texture(out, work / "cache", seeds):
         print("[chain]", json.dumps(row), flush=True)
 
 

@@ -302,7 +302,7 @@ def _cmd_train(args) -> int:
         if getattr(args, key):
             setattr(cfg, key, getattr(args, key))
     if args.steps:
-        cfg.steps_vae = cfg.steps_base = cfg.steps_sr = args.steps
+        cfg.steps_vae = cfg.steps_base = cfg.steps_sr = cfg.steps_critic = args.steps
     train(cfg, minutes=args.minutes)
     return 0
 

@@ -5,7 +5,7 @@ Stages (each resumable, ``loop.Stage``):
 1. ``vae``: the tiny 16-channel AutoencoderKL learns to reconstruct 64 px patches (L1 + a small KL);
    then its ``shift_factor`` / ``scaling_factor`` are set from its latents' mean and spread, as SD3's.
 2. ``base``: the tiny SD3Transformer2DModel learns text-to-image rectified flow on those latents
-   (SD3's objective: x_t = (1 - s) z + s e, target e - z, logit-normal s), prompts = true words,
+   (SD3's objective: x_t = (1 - s) z + s e, target e - z, logit-normal s), prompts = the view's own true words,
    10% dropped: our stand-in for the pretrained SD3. Option ``train_text``: the tiny text encoders
    train with it (SD3's come pretrained; random ones give unrelated prompts pooled features of
    cosine 0.8-0.9), then stay frozen.
@@ -74,7 +74,7 @@ class SRTrainConfig:
     lr_base: float = 5e-4
     lr_sr: float = 5e-4
     lr_disc: float = 2e-4
-    gan_weight: float = 0.0     # sr-perceptual: the prompt-conditioned patch GAN (make_discriminator); 0 = off (runs 11-13: it made worded outputs worse)
+    gan_weight: float = 0.0     # sr-perceptual: the prompt-conditioned patch GAN (make_discriminator); 0 = off (runs 11-12: it made worded outputs worse)
     l2_lowpass: int = 4         # sr-perceptual: L2 on the output average-pooled by this factor (1 = every pixel)
     kl_weight: float = 1e-6
     prompt_dropout_base: float = 0.1
@@ -385,8 +385,10 @@ def train_base(pipe, data, cfg: SRTrainConfig, device: str, log=print) -> Stage:
     max_len = pipe.tokenizer.model_max_length
     encode = PromptCache(pipe, device, max_len)
 
+    own = {**data, "prompt": data["words"]}  # text-to-image of the view: its own words (not the chain's window)
+
     def step(i: int) -> dict:
-        hr, _, prompts = batch_of(data, i, cfg.batch, cfg.seed + 2, device, cfg.prompt_dropout_base, cfg.colour_aug)
+        hr, _, prompts = batch_of(own, i, cfg.batch, cfg.seed + 2, device, cfg.prompt_dropout_base, cfg.colour_aug)
         for g in opt.param_groups:
             g["lr"] = cosine_lr(i, cfg.steps_base, cfg.lr_base)
         gen = torch.Generator(device="cpu").manual_seed(cfg.seed * 1_000_003 + i)
@@ -624,7 +626,9 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
     mods = {"transformer": model.transformer, "vae": model.vae, "opt": opt}
     perceptual = variant == "perceptual"
     disc = None
-    if perceptual and (cfg.gan_weight > 0 or cfg.disc_pretrain > 0):
+    if cfg.disc_pretrain > 0 and cfg.gan_weight <= 0:
+        raise ConfigError("disc_pretrain trains the GAN's discriminator: set gan_weight > 0 too (or disc_pretrain=0)")
+    if perceptual and cfg.gan_weight > 0:
         from ..world.vocab import vocabulary
         cond_dim = len(vocabulary()) if cfg.disc_words else pipe.transformer.config.pooled_projection_dim
         disc = make_discriminator(cond_dim).to(device)
