@@ -1,17 +1,20 @@
-"""Do the words choose the texture? Retrain the demo OSEDiff's base and SR-GAN stages with some
-``SRTrainConfig`` options (from the committed VAE), then measure what the words change.
+"""Do the words choose the texture? Retrain the demo OSEDiff's base and one-step (perceptual)
+stages with some ``SRTrainConfig`` options (from the committed VAE), then measure what the words change.
 
-    python bench/prompt_sensitivity.py --work build/exp/colour --set colour_aug=1.0
-    python bench/prompt_sensitivity.py --work build/exp/text --set colour_aug=1.0 train_text=true
-    python bench/prompt_sensitivity.py --work build/exp/csd --set csd_weight=0.05
+    python bench/prompt_sensitivity.py --work build/exp/ctx8 --set prompt_context=8
+    python bench/prompt_sensitivity.py --work build/exp/run15 --scenes 0:18      # the defaults
+    python bench/prompt_sensitivity.py --work build/exp/m --weights data/weights/osediff-demo --scenes 0:18
+
+The defaults are run 15's recipe; runs 1-12 started from the earlier GAN recipe, i.e. with
+``--set gan_weight=0.05 l2_lowpass=1 critic_weight=0 prompt_context=1 steps_sr=1000`` plus their options.
 
 Prints (1) the base model's flow loss at sigma 0.5 / 0.8 / 0.95 on 64 val pairs with the true, null
 and wrong words (lower = the words help it predict the image), natural colours and hue-rotated;
 (2) the one-step model on the val pairs (PSNR, texture distance) with true / null / wrong words;
 (3) CoZ (256 px, 4 steps) on test scenes (``--scenes``; notebook 06 uses the first 18, runs 1-15
 used the first 6) with oracle / null / wrong prompts: the SR issue's test (oracle < null < wrong at
-64x). About 17 min on the 2-core CPU at 1000 SR steps. ``--weights FOLDER`` skips the training and
-measures (3) for a trained folder (e.g. ``data/weights/osediff-demo``).
+64x). About 35 min on the 2-core CPU with the defaults (2000 SR steps, 800 critic steps).
+``--weights FOLDER`` skips the training and measures (3) for a trained folder.
 Results of record: bench/results/prompt_sensitivity_cpu.md.
 """
 from __future__ import annotations
@@ -108,7 +111,7 @@ def main() -> None:
     t0 = time.perf_counter()
     stages = [train_base(pipe, data, cfg, "cpu")]
     print("[flow]", json.dumps(flow_losses(pipe, val)), flush=True)
-    model, names, st = train_sr(pipe, data, cfg, "cpu", "perceptual")
+    model, names, st = train_sr(pipe, data, cfg, "cpu", "perceptual", pre_stages=stages)
     stages.append(st)
     metrics = evaluate(model, val, "cpu")
     print("[val]", json.dumps(metrics), flush=True)

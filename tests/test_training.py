@@ -239,6 +239,20 @@ def test_hue_rotation_keeps_gray_and_channel_mean_and_pairs_stay_aligned():
     assert torch.allclose(hr_a.mean(1)[keep], plain[0].mean(1)[keep], atol=1e-5)  # channel mean kept
 
 
+def test_default_sr_recipe_trains_a_critic_and_no_discriminator(tmp_path):
+    from cozlib.errors import ConfigError
+    from cozlib.training.sr import SRTrainConfig, train
+    cfg = SRTrainConfig.smoke(out=str(tmp_path / "w"), work=str(tmp_path / "work"), device="cpu", variants=["perceptual"])
+    assert cfg.critic_weight > 0 and cfg.gan_weight == 0 and cfg.prompt_context == 4
+    history = json.loads((train(cfg, log=lambda s: None) / "history.json").read_text())
+    assert set(history) == {"vae", "base", "critic", "sr-perceptual"}
+    last = history["sr-perceptual"][-1]
+    assert "critic" in last and not {"g", "d"} & set(last)  # the perceptual loss ran; no GAN terms
+    with pytest.raises(ConfigError, match="gan_weight"):
+        train(SRTrainConfig.smoke(out=str(tmp_path / "w2"), work=str(tmp_path / "work"), device="cpu",
+                                  variants=["perceptual"], disc_pretrain=2), log=lambda s: None)
+
+
 def test_prompt_context_keeps_the_images_and_describes_the_wider_window():
     from cozlib.prompts.oracle import truth_prompt
     from cozlib.training.sr import _render_pair, _zoomworld_pairs

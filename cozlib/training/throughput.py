@@ -36,7 +36,7 @@ def _row(what: str, device: str, batch: int, steps: int, seconds: float, per_ste
 
 
 def sr_stages(device: str, steps: int = 20, pairs: int = 64, preset: str = "cpu") -> list[dict]:
-    """The demo SR training stages (VAE, base, one-step SR with GAN) for ``steps`` steps each, on a
+    """The demo SR training stages (VAE, base, the one-step perceptual stage) for ``steps`` steps each, on a
     small set of ZoomWorld pairs; the first 20% of steps are warm-up and not timed."""
     from .sr import SRTrainConfig, make_pairs, train_base, train_sr, train_vae
     from .tiny import build_pipeline
