@@ -241,16 +241,19 @@ def test_hue_rotation_keeps_gray_and_channel_mean_and_pairs_stay_aligned():
 
 def test_default_sr_recipe_trains_a_critic_and_no_discriminator(tmp_path):
     from cozlib.errors import ConfigError
-    from cozlib.training.sr import SRTrainConfig, train
-    cfg = SRTrainConfig.smoke(out=str(tmp_path / "w"), work=str(tmp_path / "work"), device="cpu", variants=["perceptual"])
+    from cozlib.training.sr import SRTrainConfig, make_pairs, text_encoders, train_sr
+    from cozlib.training.tiny import build_pipeline
+    cfg = SRTrainConfig.smoke(work=str(tmp_path / "work"), device="cpu", pairs=8)
     assert cfg.critic_weight > 0 and cfg.gan_weight == 0 and cfg.prompt_context == 4
-    history = json.loads((train(cfg, log=lambda s: None) / "history.json").read_text())
-    assert set(history) == {"vae", "base", "critic", "sr-perceptual"}
-    last = history["sr-perceptual"][-1]
-    assert "critic" in last and not {"g", "d"} & set(last)  # the perceptual loss ran; no GAN terms
+    pipe = build_pipeline(cfg.seed)  # untrained VAE and base: the SR stage's losses are what is checked
+    for enc in text_encoders(pipe):
+        enc.eval().requires_grad_(False)
+    data, pre = make_pairs(cfg, "train"), []
+    _, _, stage = train_sr(pipe, data, cfg, "cpu", "perceptual", lambda s: None, pre_stages=pre)
+    assert [s.name for s in pre] == ["critic"] and stage.name == "sr-perceptual"
+    assert "critic" in stage.history[-1] and not {"g", "d"} & set(stage.history[-1])  # no GAN terms
     with pytest.raises(ConfigError, match="gan_weight"):
-        train(SRTrainConfig.smoke(out=str(tmp_path / "w2"), work=str(tmp_path / "work"), device="cpu",
-                                  variants=["perceptual"], disc_pretrain=2), log=lambda s: None)
+        train_sr(pipe, data, SRTrainConfig.smoke(work=str(tmp_path / "w2"), disc_pretrain=2), "cpu", "perceptual")
 
 
 def test_prompt_context_keeps_the_images_and_describes_the_wider_window():
