@@ -407,14 +407,20 @@ def _find(lora_dir: Path, fname: str) -> Path:
     return hits[0]
 
 
+def demo_lora_files(folder: Path, variant: str) -> tuple[Path, Path]:
+    """(SR LoRA, VAE-encoder LoRA) of a demo variant in the official formats: the default
+    'perceptual' variant without a suffix, the others as ``sr_lora_{variant}.pkl`` etc."""
+    suffix = "" if variant == "perceptual" else f"_{variant}"
+    return folder / f"sr_lora{suffix}.pkl", folder / f"vae_encoder_lora{suffix}.pt"
+
+
 @register("osediff-demo", "OSEDiff on a tiny SD3 trained here on ZoomWorld + photo patches (committed weights)",
           availability=_demo_availability)
 def _osediff_demo(device: str = "auto", weights: str | None = None, variant: str = "perceptual", **options) -> OSEDiffSD3:
     folder = Path(weights) if weights else demo_folder()
     if (msg := _demo_availability()) and not weights:
         raise MissingWeightsError(msg)
-    suffix = "" if variant == "perceptual" else f"_{variant}"
-    lora, venc = folder / f"sr_lora{suffix}.pkl", folder / f"vae_encoder_lora{suffix}.pt"
+    lora, venc = demo_lora_files(folder, variant)
     for p in (lora, venc):
         if not p.is_file():
             raise MissingWeightsError(f"{p} not found (variant {variant!r}); `make weights` writes it")

@@ -201,6 +201,12 @@ def make_pairs(cfg: SRTrainConfig, split: str = "train", n: int | None = None, p
     return {"hr": to_t(hr), "lr": to_t(lr), "prompt": pr, "words": own}
 
 
+def own_words(data: dict) -> dict:
+    """The pairs with each view's own words as the prompt (not the ``prompt_context`` window's):
+    what the base model (text-to-image of the view) and the word critic (it sees only the view) learn."""
+    return {**data, "prompt": data["words"]}
+
+
 def cached_pairs(cfg: SRTrainConfig, split: str, n: int, photos: bool, log=print) -> dict:
     import torch
     from ..world import RENDER_VERSION  # renders of an older world are not reused
@@ -385,7 +391,7 @@ def train_base(pipe, data, cfg: SRTrainConfig, device: str, log=print) -> Stage:
     max_len = pipe.tokenizer.model_max_length
     encode = PromptCache(pipe, device, max_len)
 
-    own = {**data, "prompt": data["words"]}  # text-to-image of the view: its own words (not the chain's window)
+    own = own_words(data)
 
     def step(i: int) -> dict:
         hr, _, prompts = batch_of(own, i, cfg.batch, cfg.seed + 2, device, cfg.prompt_dropout_base, cfg.colour_aug)
@@ -547,8 +553,9 @@ def train_word_critic(data: dict, cfg: SRTrainConfig, device: str, log=print):
         torch.manual_seed(cfg.seed + 11)
         net = make_tagger_net(len(vocabulary())).to(device).train()
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-    own = {"hr": data["hr"], "lr": data["lr"], "prompt": data["words"]}  # the view's own words: all it sees
     stage = Stage("critic", cfg.steps_critic, Path(cfg.work) / "ckpt", {"net": net, "opt": opt})
+
+    own = own_words(data)
 
     def step(i: int) -> dict:
         hr, _, prompts = batch_of(own, i, 32, cfg.seed + 11, device)
@@ -765,16 +772,16 @@ def export(pipe, models: dict, cfg: SRTrainConfig, stages: list[Stage], metrics:
            wall_s: float, out: Path, minutes: float | None = None) -> Path:
     """Write the diffusers folder (base transformer + VAE, fp16), each variant's two LoRA files in the
     official formats, ``cozlib.json`` (backbone options) and ``manifest.json``; atomically."""
-    from ..backbones.osediff import OPTIONS_FILE, save_official_lora, save_vae_encoder
+    from ..backbones.osediff import OPTIONS_FILE, demo_lora_files, save_official_lora, save_vae_encoder
     from ..imageio import atomic_dir
     from .tiny import TINY, save_pipeline
     with atomic_dir(out) as tmp:
         save_pipeline(pipe, tmp)
         opts = None
         for variant, (model, names) in models.items():
-            suffix = "" if variant == "perceptual" else f"_{variant}"
-            save_official_lora(model.transformer, tmp / f"sr_lora{suffix}.pkl", names)
-            save_vae_encoder(model.vae, tmp / f"vae_encoder_lora{suffix}.pt")
+            lora, venc = demo_lora_files(tmp, variant)
+            save_official_lora(model.transformer, lora, names)
+            save_vae_encoder(model.vae, venc)
             opts = model.options
         (tmp / OPTIONS_FILE).write_text(json.dumps({"options": asdict(opts)}, indent=1) + "\n")
         manifest = {
