@@ -35,13 +35,15 @@ weights: $(STAMP)
 	$(PY) -m cozlib train prompts
 	$(PY) -m cozlib train grpo
 
-## Unit tests and a papermill run of every notebook with params/smoke.yaml (one torch thread).
+## Unit tests and a papermill run of every notebook with params/smoke.yaml (one torch thread per
+## process; TEST_WORKERS pytest-xdist workers, whole files each, so a file's fixtures are built once).
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	COZ_THREADS=1 $(PY) -m pytest -q
+	COZ_THREADS=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 ## Unit tests only (skips the notebook execution).
 test-fast: $(STAMP)
-	COZ_THREADS=1 $(PY) -m pytest -q -m "not notebooks"
+	COZ_THREADS=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not notebooks"
 
 ## JupyterLab on the project's environment (ipywidgets work there).
 lab: $(STAMP)

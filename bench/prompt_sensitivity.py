@@ -4,6 +4,8 @@ stages with some ``SRTrainConfig`` options (from the committed VAE), then measur
     python bench/prompt_sensitivity.py --work build/exp/ctx8 --set prompt_context=8
     python bench/prompt_sensitivity.py --work build/exp/run15 --scenes 0:18      # the defaults
     python bench/prompt_sensitivity.py --work build/exp/m --weights data/weights/osediff-demo --scenes 0:18
+    python bench/prompt_sensitivity.py --work build/exp/s1 --base data/weights/osediff-demo \
+        --critic build/train/osediff-demo/ckpt/critic.pt --sr-seed 1 --scenes 0:18   # another SR-stage seed
 
 The defaults are run 15's recipe; runs 1-12 started from the earlier GAN recipe, i.e. with
 ``--set gan_weight=0.05 l2_lowpass=1 critic_weight=0 prompt_context=1 steps_sr=1000`` plus their options.
@@ -14,7 +16,10 @@ and wrong words (lower = the words help it predict the image), natural colours a
 (3) CoZ (256 px, 4 steps) on test scenes (``--scenes``; notebook 06 uses the first 18, runs 1-15
 used the first 6) with oracle / null / wrong prompts: the SR issue's test (oracle < null < wrong at
 64x). About 35 min on the 2-core CPU with the defaults (2000 SR steps, 800 critic steps).
-``--weights FOLDER`` skips the training and measures (3) for a trained folder.
+``--weights FOLDER`` skips the training and measures (3) for a trained folder; ``--base FOLDER``
+skips the base stage (that folder's VAE and base model; with ``--critic``, a trained critic's
+checkpoint) and trains the one-step stage alone, with its own seed (``--sr-seed``): the run-to-run
+spread of the SR stage. ``--split val`` measures on val-split scenes (1000000+i) instead.
 Results of record: bench/results/prompt_sensitivity_cpu.md.
 """
 from __future__ import annotations
@@ -22,7 +27,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +64,7 @@ def flow_losses(pipe, val, sigmas=(0.5, 0.8, 0.95), draws: int = 4) -> dict:
 
 
 def chain_texture(weights: Path, cache_dir: Path, seeds: list[int]) -> list[dict]:
+    """(3): CoZ with oracle / null / wrong prompts against direct SR on the scenes ``seeds``."""
     from cozlib import experiments
     from cozlib.chain import ChainCache, ChainConfig
     os.environ["COZ_OSEDIFF_DEMO"] = str(weights)
@@ -87,10 +95,15 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="SRTrainConfig overrides (JSON values)")
     ap.add_argument("--scenes", default="0:6", help="test scenes 1010000+i for i in START:STOP (default the first 6)")
     ap.add_argument("--weights", default=None, help="only measure the chains of this trained folder")
+    ap.add_argument("--split", choices=("test", "val"), default="test", help="the scenes' split (default test)")
+    ap.add_argument("--base", default=None, help="a trained folder whose VAE and base model to keep (no base stage)")
+    ap.add_argument("--critic", default=None, help="with --base: a trained critic checkpoint (critic.pt) to reuse")
+    ap.add_argument("--sr-seed", type=int, default=None, help="the one-step stage's seed (default the config's)")
     args = ap.parse_args()
     set_threads(int(os.environ.get("COZ_THREADS", "2")))
     lo, hi = (int(x) for x in args.scenes.split(":"))
-    seeds = [1_010_000 + i for i in range(lo, hi)]
+    first = {"test": 1_010_000, "val": 1_000_000}[args.split]
+    seeds = [first + i for i in range(lo, hi)]
     if args.weights:
         for row in chain_texture(resolve(args.weights), Path(args.work) / "cache", seeds):
             print("[chain]", json.dumps(row), flush=True)
@@ -101,17 +114,23 @@ def main() -> None:
         raise SystemExit(f"unknown SRTrainConfig fields {sorted(unknown)}")
     work = Path(args.work)
     cfg = SRTrainConfig(work=str(work), variants=["perceptual"], **over)
-    committed = resolve("data/weights/osediff-demo")
-    pipe = StableDiffusion3Pipeline.from_pretrained(committed, torch_dtype=torch.float32)
-    pipe.transformer = build_pipeline(cfg.seed).transformer          # a fresh base model; the committed VAE
+    pipe = StableDiffusion3Pipeline.from_pretrained(resolve(args.base or "data/weights/osediff-demo"),
+                                                    torch_dtype=torch.float32)
+    if not args.base:
+        pipe.transformer = build_pipeline(cfg.seed).transformer      # a fresh base model; the committed VAE
+    if args.critic:
+        (work / "ckpt").mkdir(parents=True, exist_ok=True)
+        if not (work / "ckpt" / "critic.pt").exists():
+            shutil.copy2(resolve(args.critic), work / "ckpt" / "critic.pt")
     for enc in text_encoders(pipe):
         enc.eval().requires_grad_(False)
     data = cached_pairs(cfg, "train", cfg.pairs, True)
     val = cached_pairs(cfg, "val", cfg.val_pairs, False)
     t0 = time.perf_counter()
-    stages = [train_base(pipe, data, cfg, "cpu")]
+    stages = [] if args.base else [train_base(pipe, data, cfg, "cpu")]
     print("[flow]", json.dumps(flow_losses(pipe, val)), flush=True)
-    model, names, st = train_sr(pipe, data, cfg, "cpu", "perceptual", pre_stages=stages)
+    sr_cfg = cfg if args.sr_seed is None else replace(cfg, seed=args.sr_seed)
+    model, names, st = train_sr(pipe, data, sr_cfg, "cpu", "perceptual", pre_stages=stages)
     stages.append(st)
     metrics = evaluate(model, val, "cpu")
     print("[val]", json.dumps(metrics), flush=True)

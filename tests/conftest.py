@@ -24,3 +24,10 @@ def random_image():
         rng = np.random.default_rng(seed)
         return Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), "RGB")
     return make
+
+
+def pytest_collection_modifyitems(config, items):
+    """The papermill run of the notebooks first (a stable sort): it is the longest test, and
+    under ``make test``'s pytest-xdist workers (``--dist loadfile``) its file then starts at once
+    instead of last."""
+    items.sort(key=lambda item: item.get_closest_marker("notebooks") is None)
