@@ -24,18 +24,6 @@ import numpy as np
 import torch
 
 
-def word_vector(prompts, vocab: list[str], level: str):
-    """Multi-hot [n, V] of each prompt's words of one level (``world.vocab.level_of``)."""
-    from cozlib.world.vocab import level_of
-    idx = {w: i for i, w in enumerate(vocab)}
-    out = torch.zeros(len(prompts), len(vocab))
-    for k, p in enumerate(prompts):
-        for w in (w.strip() for w in p.split(",")):
-            if w in idx and level_of(w) == level:
-                out[k, idx[w]] = 1
-    return out
-
-
 def main() -> None:
     from cozlib.backbones.osediff import _osediff_demo
     from cozlib.imageio import tensor_to_pil
@@ -43,8 +31,8 @@ def main() -> None:
     from cozlib.paths import resolve
     from cozlib.prompts.dape import Tagger, demo_folder, make_tagger_net
     from cozlib.prompts.oracle import wrong_prompt
-    from cozlib.training.sr import SRTrainConfig, cached_pairs
-    from cozlib.world.vocab import level_of, vocabulary
+    from cozlib.training.sr import SRTrainConfig, cached_pairs, word_reading
+    from cozlib.world.vocab import vocabulary
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights", default="data/weights/osediff-demo")
     ap.add_argument("--work", default="build/train/osediff-demo", help="where make weights cached its val pairs")
@@ -55,47 +43,36 @@ def main() -> None:
     cfg = SRTrainConfig(work=args.work)
     val = cached_pairs(cfg, "val", cfg.val_pairs, False)
     model = _osediff_demo("cpu", weights=str(resolve(args.weights)))
-    vocab = vocabulary()
     tagger = Tagger.load(demo_folder())
-    assert tagger.words == vocab, "the DAPE tagger's vocabulary is not ZoomWorld's"
-    readers = {"dape": lambda y: tagger.probabilities([tensor_to_pil(a) for a in y]).float()}
+    assert tagger.words == vocabulary(), "the DAPE tagger's vocabulary is not ZoomWorld's"
+    readers = {"dape": lambda y: tagger.probabilities([tensor_to_pil(a) for a in y])}
     if args.critic:
-        net = make_tagger_net(len(vocab))
+        net = make_tagger_net(len(tagger.words))
         net.load_state_dict(torch.load(resolve(args.critic), weights_only=False)["state"]["net"])
         net.eval()
         readers["critic"] = lambda y: torch.sigmoid(net(y * 2 - 1))
-    level = torch.tensor([float(level_of(w) == args.level) for w in vocab])
     tex = {k: [] for k in ("true", "null", "wrong", "truth", "bicubic")}
-    read = {(r, k): [] for r in readers for k in tex}
     with torch.no_grad():
         for i in range(0, len(val["prompt"]), 16):
             hr, lr = val["hr"][i:i + 16].float() / 255, val["lr"][i:i + 16].float() / 255
             prompts = val["prompt"][i:i + 16]
             outs = {"true": model(lr, prompts), "null": model(lr, [""] * len(hr)),
                     "wrong": model(lr, [wrong_prompt(p) for p in prompts]), "truth": hr, "bicubic": lr}
-            own = word_vector(val["words"][i:i + 16], vocab, args.level)  # the view's own words
-            keep = own.sum(1) > 0
             for k, y in outs.items():
                 for a, b in zip(y, hr):
                     d = (texture_stats(a[None], 4, 2) - texture_stats(b[None], 4, 2)).abs()
                     tex[k].append([float(d.mean()), float(d[:, :-3].sum() / d.numel()), float(d[:, -3:].sum() / d.numel())]
                                   + [float(d[:, 4 * j:4 * j + 4].sum() / d.numel()) for j in range(4)])
-                for r, fn in readers.items():
-                    p = fn(y)[keep]
-                    on = (p * own[keep]).sum(1) / own[keep].sum(1)
-                    others = level - own[keep]
-                    off = (p * others).sum(1) / others.sum(1).clamp(min=1)
-                    read[(r, k)].append(torch.stack([on, off], 1))
     print(f"{len(val['prompt'])} val pairs; texture distance to the truth (lower is better):")
     for k, v in tex.items():
         m = np.mean(v, 0)
         print(f"  {k:8s} total {m[0]:.3f}  band energies {m[1]:.3f} (finest..coarsest {np.round(m[3:], 3).tolist()})  colour {m[2]:.3f}")
-    for r in readers:
-        n = int(torch.cat(read[(r, 'truth')]).shape[0])
-        print(f"{r}: mean probability of each view's own {args.level} words / of the other {args.level} words ({n} views with any):")
+    for r, fn in readers.items():
+        reading = word_reading(model, val, fn, args.level)
+        print(f"{r}: mean probability of each view's own {args.level} words / of the other {args.level} words "
+              f"({reading['views']} views with any):")
         for k in tex:
-            on, off = torch.cat(read[(r, k)]).mean(0).tolist()
-            print(f"  {k:8s} {on:.3f} / {off:.3f}")
+            print(f"  {k:8s} {reading[k]['own']:.3f} / {reading[k]['other']:.3f}")
 
 
 if __name__ == "__main__":

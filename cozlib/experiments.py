@@ -430,6 +430,37 @@ def hallucination_table(rows: Sequence[dict], key: str, metrics: Sequence[str] =
     return header, out
 
 
+def paired_difference(a: Sequence[float], b: Sequence[float], draws: int = 4000,
+                      seed: int = 0) -> tuple[float, float, float, int]:
+    """Mean of a - b over the pairs where both are numbers, its 95% bootstrap interval (percentile,
+    ``draws`` resamples of the pairs) and the number of pairs."""
+    import numpy as np
+    d = np.array([x - y for x, y in zip(a, b) if not (math.isnan(x) or math.isnan(y))])
+    if len(d) == 0:
+        return math.nan, math.nan, math.nan, 0
+    boot = d[np.random.default_rng(seed).integers(0, len(d), (draws, len(d)))].mean(1)
+    return float(d.mean()), float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975)), len(d)
+
+
+def paired_extractors(rows: Sequence[dict], a: str = "vlm", b: str = "vlm-single",
+                      metric: str = "hallucination") -> tuple[list[str], list[list]]:
+    """Rows of ``extractor_scores`` (every extractor on the same views, in the same order): per zoom,
+    ``metric`` of ``a`` and ``b`` and their per-view difference a - b with its 95% bootstrap interval,
+    over the views where both are defined (the prompt-extraction issue's test: multi-scale against
+    single-image). Returns (header, rows) for ``figures.save_table``."""
+    per = {e: [r for r in rows if r["extractor"] == e] for e in (a, b)}
+    if len(per[a]) != len(per[b]) or not per[a]:
+        raise ValueError(f"need {a!r} and {b!r} on the same views (got {len(per[a])} and {len(per[b])} rows)")
+    out = []
+    for z in sorted({r["zoom"] for r in per[a]}):
+        va = [r[metric] for r in per[a] if r["zoom"] == z]
+        vb = [r[metric] for r in per[b] if r["zoom"] == z]
+        mean, lo, hi, n = paired_difference(va, vb)
+        mean_of = lambda v: sum(x for x in v if not math.isnan(x)) / max(1, sum(not math.isnan(x) for x in v))  # noqa: E731
+        out.append([f"{z:g}x", mean_of(vb), mean_of(va), mean, lo, hi, n])
+    return ["zoom", f"{metric} {b}", f"{metric} {a}", f"{a} - {b}", "95% low", "95% high", "views"], out
+
+
 def figure8(results: Mapping[tuple[str, str], ChainResult], image: str, methods: Sequence[str], wrap: int = 28):
     """Figure-8-style grid: one row per prompt source, columns the zoom levels; under each state the
     prompt that produced it (c_k), so a hallucinated word shows where it enters the chain."""

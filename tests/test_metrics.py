@@ -80,3 +80,20 @@ def test_prompt_orderings_counts_scenes_per_zoom():
     assert table[0][4:] == ["1/2", "1/2"]   # a: oracle < null, null > wrong; b: the reverse
     with pytest.raises(ValueError, match="no CoZ oracle"):
         prompt_orderings(rows, [256])
+
+
+def test_paired_extractors_differences_views_that_both_score():
+    from cozlib.experiments import paired_difference, paired_extractors
+    nan = float("nan")
+    multi = [0.0, 0.5, nan, 0.0]
+    single = [0.5, 0.5, 0.25, 0.25]
+    rows = [{"extractor": e, "zoom": z, "hallucination": v}
+            for e, vals in (("vlm", multi), ("vlm-single", single)) for z, v in zip((16, 16, 16, 64), vals)]
+    header, table = paired_extractors(rows)
+    assert header[3] == "vlm - vlm-single"
+    assert table[0][:4] == ["16x", pytest.approx(1.25 / 3), pytest.approx(0.25), pytest.approx(-0.25)]  # each mean over its own views; the difference over both
+    assert table[0][6] == 2 and table[0][4] <= -0.25 <= table[0][5]
+    assert table[1][3] == pytest.approx(-0.25) and table[1][4] == table[1][5] == pytest.approx(-0.25)  # one view: no spread
+    assert paired_difference([nan], [1.0])[3] == 0
+    with pytest.raises(ValueError, match="same views"):
+        paired_extractors(rows[:3])

@@ -64,7 +64,7 @@ def test_notebooks_execute_with_smoke_params(tmp_path):
     for name in ("table1_zoomworld.csv", "zoomworld_ambiguity.csv", "zoomworld_energy.csv",
                  "zoomworld_truth_chain.png", "fig5_zoomworld.png", "osediff_one_step.png", "osediff_lora.md",
                  "osediff_training.png", "table1_zoomworld_osediff.csv", "osediff_prompts_matter.csv",
-                 "fig5_zoomworld_osediff.png", "prompt_hallucination.csv", "table1_prompts_zoomworld.csv",
+                 "fig5_zoomworld_osediff.png", "osediff_words_kind.csv", "prompt_hallucination.csv", "prompt_hallucination_paired.csv", "table1_prompts_zoomworld.csv",
                  "prompt_hallucination_chains.csv", "grpo_reward_trends.csv", "figure8_zoomworld.png", "vlm_training.png"):
         assert (figures / name).is_file(), name
     written = {p.name for p in figures.iterdir() if p.is_file() and not p.name.startswith(".")} - {"MANIFEST.json"}

@@ -286,3 +286,28 @@ def test_prompt_context_must_be_a_whole_number():
     for bad in (0, 4.0):
         with pytest.raises(ConfigError, match="prompt_context"):
             make_pairs(SRTrainConfig(prompt_context=bad, work="unused"), "val", 2)
+
+
+def test_word_reading_averages_own_and_other_words_over_views_that_have_one():
+    from cozlib.training.sr import word_reading
+    from cozlib.world.vocab import levels, vocabulary
+    vocab = vocabulary()
+    micro, obj = levels()["micro"][0], levels()["object"][0]
+    n_micro = len(levels()["micro"])
+    data = {"hr": torch.full((3, 3, 8, 8), 255, dtype=torch.uint8), "lr": torch.zeros(3, 3, 8, 8, dtype=torch.uint8),
+            "prompt": [micro] * 3, "words": [f"{obj}, {micro}", obj, micro]}  # the second has no micro word
+
+    def reader(y):  # bright images: the micro word at 0.9, dark ones 0.1; every other micro word 0.2
+        q = torch.zeros(len(y), len(vocab))
+        q[:, [i for i, w in enumerate(vocab) if w in levels()["micro"]]] = 0.2
+        q[:, vocab.index(micro)] = torch.where(y.mean((1, 2, 3)) > 0.5, 0.9, 0.1)
+        return q
+
+    seen = []
+    model = lambda x, prompts: seen.append(list(prompts)) or x  # noqa: E731  (returns its input: the bicubic view)
+    r = word_reading(model, data, reader)
+    assert r["views"] == 2
+    assert r["truth"]["own"] == pytest.approx(0.9) and r["bicubic"]["own"] == pytest.approx(0.1)
+    assert r["true"]["own"] == r["null"]["own"] == r["wrong"]["own"] == pytest.approx(0.1)
+    assert all(r[k]["other"] == pytest.approx(0.2 if n_micro > 1 else 0.0) for k in ("true", "null", "wrong", "truth"))
+    assert seen[0] == [micro, micro] and seen[1] == ["", ""]  # true words, then the null prompt, for the 2 views kept

@@ -758,6 +758,46 @@ def evaluate(model, data, device: str, batch: int = 16) -> dict:
             for k, v in rows.items()}
 
 
+def word_reading(model, data, probabilities, level: str = "micro", batch: int = 16) -> dict:
+    """Do the words choose the texture's *kind*? A word reader (``probabilities``: images in [0, 1]
+    [N, 3, S, S] -> [N, V] probabilities over ``world.vocab.vocabulary()``, e.g. the demo DAPE
+    tagger's) reads the model's outputs on held-out pairs with the true, null and wrong words, and
+    the truth and the bicubic input as ceiling and floor. Returns {source: {'own': mean probability
+    of each view's own ``level`` words, 'other': of the other ``level`` words}, 'views': n}, over
+    the views that have an own ``level`` word. The texture distance (``evaluate``) weighs band
+    energies; this asks a learnt reader which kind it sees."""
+    import torch
+    from ..prompts.oracle import wrong_prompt
+    from ..world.vocab import level_of, vocabulary
+    vocab = vocabulary()
+    col = {w: i for i, w in enumerate(vocab)}
+    at_level = torch.tensor([float(level_of(w) == level) for w in vocab])
+    sums = {k: torch.zeros(2) for k in ("true", "null", "wrong", "truth", "bicubic")}
+    count = 0
+    with torch.no_grad():
+        for i in range(0, len(data["prompt"]), batch):
+            own = torch.zeros(len(data["words"][i:i + batch]), len(vocab))
+            for k, p in enumerate(data["words"][i:i + batch]):
+                for w in (w.strip() for w in p.split(",")):
+                    if w in col and level_of(w) == level:
+                        own[k, col[w]] = 1
+            keep = own.sum(1) > 0
+            if not keep.any():
+                continue
+            hr = data["hr"][i:i + batch][keep].float() / 255
+            lr = data["lr"][i:i + batch][keep].float() / 255
+            prompts = [p for p, k in zip(data["prompt"][i:i + batch], keep) if k]
+            own, others = own[keep], at_level - own[keep]
+            outs = {"true": model(lr, prompts), "null": model(lr, [""] * len(hr)),
+                    "wrong": model(lr, [wrong_prompt(p) for p in prompts]), "truth": hr, "bicubic": lr}
+            for key, y in outs.items():
+                q = probabilities(y).float()
+                sums[key] += torch.stack([((q * own).sum(1) / own.sum(1)).sum(),
+                                          ((q * others).sum(1) / others.sum(1).clamp(min=1)).sum()])
+            count += len(hr)
+    return {k: {"own": float(v[0]) / max(count, 1), "other": float(v[1]) / max(count, 1)} for k, v in sums.items()} | {"views": count}
+
+
 def _git_commit() -> str:
     if os.environ.get("COZ_CODE_COMMIT"):  # a copy of the tree without .git (a rented GPU machine)
         return os.environ["COZ_CODE_COMMIT"]
