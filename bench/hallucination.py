@@ -64,14 +64,11 @@ def main() -> None:
     for e in args.extractors:
         print(f"\n| zoom | n | {args.against} | {e} | {e} - {args.against} (95% interval, paired views) | recall {args.against} / {e} |")
         print("|---|---|---|---|---|---|")
-        for z in args.zooms:
-            idx = [i for i, v in enumerate(views) if v["zoom"] == z]
-            base = [by[(args.against, i)]["hallucination"] for i in idx]
-            mine = [by[(e, i)]["hallucination"] for i in idx]
-            rec = [np.mean([by[(x, i)]["recall"] for i in idx]) for x in (args.against, e)]
-            mean, lo, hi, n = experiments.paired_difference(mine, base)
-            print(f"| {z:g}x | {len(idx)} | {np.nanmean(base):.3f} | {np.nanmean(mine):.3f} | "
-                  f"{mean:+.3f} ({lo:+.3f} .. {hi:+.3f}; {n} views) | {rec[0]:.3f} / {rec[1]:.3f} |")
+        _, table = experiments.paired_extractors(rows, e, args.against)
+        _, recall = experiments.paired_extractors(rows, e, args.against, metric="recall")
+        for (zoom, base, mine, mean, lo, hi, n), rec in zip(table, recall):
+            print(f"| {zoom} | {args.n_per_zoom} | {base:.3f} | {mine:.3f} | "
+                  f"{mean:+.3f} ({lo:+.3f} .. {hi:+.3f}; {n} views) | {rec[1]:.3f} / {rec[2]:.3f} |")
     print("\nWords named per zoom: all / false (object, part, micro) / false but true of the coarser view's window (object, part, micro)")
     for z in args.zooms:
         idx = [i for i, v in enumerate(views) if v["zoom"] == z]

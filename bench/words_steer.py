@@ -30,8 +30,7 @@ def main() -> None:
     from cozlib.metrics.truth import texture_stats
     from cozlib.paths import resolve
     from cozlib.prompts.dape import Tagger, demo_folder, make_tagger_net
-    from cozlib.prompts.oracle import wrong_prompt
-    from cozlib.training.sr import SRTrainConfig, cached_pairs, word_reading
+    from cozlib.training.sr import SRTrainConfig, cached_pairs, prompt_outputs, word_reading
     from cozlib.world.vocab import vocabulary
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights", default="data/weights/osediff-demo")
@@ -56,8 +55,7 @@ def main() -> None:
         for i in range(0, len(val["prompt"]), 16):
             hr, lr = val["hr"][i:i + 16].float() / 255, val["lr"][i:i + 16].float() / 255
             prompts = val["prompt"][i:i + 16]
-            outs = {"true": model(lr, prompts), "null": model(lr, [""] * len(hr)),
-                    "wrong": model(lr, [wrong_prompt(p) for p in prompts]), "truth": hr, "bicubic": lr}
+            outs = prompt_outputs(model, lr, prompts) | {"truth": hr, "bicubic": lr}
             for k, y in outs.items():
                 for a, b in zip(y, hr):
                     d = (texture_stats(a[None], 4, 2) - texture_stats(b[None], 4, 2)).abs()

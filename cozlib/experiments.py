@@ -451,13 +451,15 @@ def paired_extractors(rows: Sequence[dict], a: str = "vlm", b: str = "vlm-single
     per = {e: [r for r in rows if r["extractor"] == e] for e in (a, b)}
     if len(per[a]) != len(per[b]) or not per[a]:
         raise ValueError(f"need {a!r} and {b!r} on the same views (got {len(per[a])} and {len(per[b])} rows)")
+    def mean_of(v: list[float]) -> float:  # over the views where it is defined
+        kept = [x for x in v if not math.isnan(x)]
+        return sum(kept) / len(kept) if kept else math.nan
+
     out = []
     for z in sorted({r["zoom"] for r in per[a]}):
         va = [r[metric] for r in per[a] if r["zoom"] == z]
         vb = [r[metric] for r in per[b] if r["zoom"] == z]
-        mean, lo, hi, n = paired_difference(va, vb)
-        mean_of = lambda v: sum(x for x in v if not math.isnan(x)) / max(1, sum(not math.isnan(x) for x in v))  # noqa: E731
-        out.append([f"{z:g}x", mean_of(vb), mean_of(va), mean, lo, hi, n])
+        out.append([f"{z:g}x", mean_of(vb), mean_of(va), *paired_difference(va, vb)])
     return ["zoom", f"{metric} {b}", f"{metric} {a}", f"{a} - {b}", "95% low", "95% high", "views"], out
 
 

@@ -733,22 +733,28 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
 
 # -- evaluation and export -----------------------------------------------------------------------
 
+def prompt_outputs(model, lr, prompts: list[str]) -> dict:
+    """The one-step model's outputs for one batch with its true words, a null prompt and a wrong
+    prompt (``oracle.wrong_prompt``): what ``evaluate`` and ``word_reading`` compare."""
+    from ..prompts.oracle import wrong_prompt
+    return {"true": model(lr, prompts), "null": model(lr, [""] * len(lr)),
+            "wrong": model(lr, [wrong_prompt(p) for p in prompts])}
+
+
 def evaluate(model, data, device: str, batch: int = 16) -> dict:
     """PSNR (dB) and texture distance against the truth on held-out pairs: the model with the true
     words ('model'), with a null prompt, with a wrong prompt (``oracle.wrong_prompt``), and bicubic."""
     import torch
     from ..imageio import tensor_to_pil
     from ..metrics.truth import texture_distance
-    from ..prompts.oracle import wrong_prompt
     rows = {"model": [], "null": [], "wrong": [], "bicubic": []}
     n = len(data["prompt"])
     with torch.no_grad():
         for i in range(0, n, batch):
             hr = data["hr"][i:i + batch].float() / 255
             lr = data["lr"][i:i + batch].float() / 255
-            outs = {"model": model(lr, data["prompt"][i:i + batch]),
-                    "null": model(lr, [""] * len(hr)),
-                    "wrong": model(lr, [wrong_prompt(p) for p in data["prompt"][i:i + batch]]), "bicubic": lr}
+            outs = prompt_outputs(model, lr, data["prompt"][i:i + batch]) | {"bicubic": lr}
+            outs["model"] = outs.pop("true")
             for k, y in outs.items():
                 for a, b in zip(y, hr):
                     mse = float(((a - b) ** 2).mean())
@@ -767,20 +773,13 @@ def word_reading(model, data, probabilities, level: str = "micro", batch: int = 
     the views that have an own ``level`` word. The texture distance (``evaluate``) weighs band
     energies; this asks a learnt reader which kind it sees."""
     import torch
-    from ..prompts.oracle import wrong_prompt
     from ..world.vocab import level_of, vocabulary
-    vocab = vocabulary()
-    col = {w: i for i, w in enumerate(vocab)}
-    at_level = torch.tensor([float(level_of(w) == level) for w in vocab])
+    at_level = torch.tensor([float(level_of(w) == level) for w in vocabulary()])
     sums = {k: torch.zeros(2) for k in ("true", "null", "wrong", "truth", "bicubic")}
     count = 0
     with torch.no_grad():
         for i in range(0, len(data["prompt"]), batch):
-            own = torch.zeros(len(data["words"][i:i + batch]), len(vocab))
-            for k, p in enumerate(data["words"][i:i + batch]):
-                for w in (w.strip() for w in p.split(",")):
-                    if w in col and level_of(w) == level:
-                        own[k, col[w]] = 1
+            own = word_vector(data["words"][i:i + batch]) * at_level
             keep = own.sum(1) > 0
             if not keep.any():
                 continue
@@ -788,8 +787,7 @@ def word_reading(model, data, probabilities, level: str = "micro", batch: int = 
             lr = data["lr"][i:i + batch][keep].float() / 255
             prompts = [p for p, k in zip(data["prompt"][i:i + batch], keep) if k]
             own, others = own[keep], at_level - own[keep]
-            outs = {"true": model(lr, prompts), "null": model(lr, [""] * len(hr)),
-                    "wrong": model(lr, [wrong_prompt(p) for p in prompts]), "truth": hr, "bicubic": lr}
+            outs = prompt_outputs(model, lr, prompts) | {"truth": hr, "bicubic": lr}
             for key, y in outs.items():
                 q = probabilities(y).float()
                 sums[key] += torch.stack([((q * own).sum(1) / own.sum(1)).sum(),
