@@ -1,8 +1,9 @@
 """Training the demo prompt extractors (``make weights``): the tiny Qwen2.5-VL and the DAPE-like tagger.
 
 Data: ZoomWorld train-split views at zooms 2x-1024x, each as the chain presents it to an extractor
-at process size 256: the coarser state (the view at zoom/4, resized to the VLM's 112 px) and the
-zoomed input (the view's 64 px of information, bicubic-upsampled to 112 px, as the chain's 64 px
+at process size 256: the coarser state (the view at zoom/4, resized to the VLM's image size,
+``TINY["qwen_vl"]["image_px"]``) and the zoomed input (the view's 64 px of information,
+bicubic-upsampled to that size, as the chain's 64 px
 crop upsampled to 256), and the target = the view's true words at 256 px (``truth_prompt``).
 
 * VLM (supervised fine-tuning, next-token cross-entropy on the answer: PAPER.md section 1's VLM
@@ -22,6 +23,7 @@ import numpy as np
 
 from ..imageio import save_torch
 from .loop import Stage, autocast, cosine_lr
+from .tiny import TINY
 
 
 @dataclass
@@ -29,12 +31,12 @@ class PromptTrainConfig:
     out_vlm: str = "data/weights/vlm-demo"
     out_dape: str = "data/weights/dape-demo"
     work: str = "build/train/prompts"
-    image_px: int = 112
+    image_px: int = TINY["qwen_vl"]["image_px"]   # the tiny VLM's processor size (both images)
     process_size: int = 256      # the chain's state size: the words are those visible at this size
     samples: int = 6000
     val_samples: int = 240
     zoom_exponents: tuple = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)   # zoom = 2 ** k: 2x .. 1024x
-    steps_vlm: int = 1500
+    steps_vlm: int = 3000        # 1500 left the multi-scale model undertrained (bench/results/hallucination_cpu.md)
     batch_vlm: int = 16
     lr_vlm: float = 1e-3
     steps_dape: int = 1200

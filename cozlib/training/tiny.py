@@ -28,15 +28,19 @@ TINY = {
     "scheduler": dict(num_train_timesteps=1000, shift=3.0),
     "clip_max_length": 32,   # tokens; the T5 length is the same (OSEDiffOptions.max_sequence_length)
     "vocab_size": 512,
-    # Qwen2.5-VL (the prompt extractor): 2 text layers, 2 vision blocks; images at 112 px are 8x8
-    # patches of 14 px, merged 2x2: 16 tokens each (Qwen2.5-VL-3B sees a 512 px state as 324)
+    # Qwen2.5-VL (the prompt extractor): 2 text layers, 2 vision blocks; images at 140 px are 10x10
+    # patches of 14 px, merged 2x2: 25 tokens of 28 px each (Qwen2.5-VL-3B sees a 512 px state as
+    # 324). An odd token grid puts one token wholly inside the zoomed window (the coarser image's
+    # central quarter, 35 px): at 112 px (a 4x4 grid) that window straddles four tokens, each three
+    # quarters context, and the multi-scale model named the context's words (PAPER.md section 3's
+    # multi-scale prompt; bench/results/hallucination_cpu.md).
     "qwen_vl": {
         "text": dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
                      num_key_value_heads=2, max_position_embeddings=1024,
                      rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 6, 6]}),
         "vision": dict(depth=2, hidden_size=64, intermediate_size=128, num_heads=2, out_hidden_size=128,
                        fullatt_block_indexes=[1], window_size=56),
-        "image_px": 112,
+        "image_px": 140,
         "vocab_size": 640,
     },
 }
