@@ -33,7 +33,7 @@ class GRPOTrainConfig:
     work: str = "build/train/grpo"
     policy: str = "data/weights/vlm-demo/multiscale"
     data_work: str = "build/train/prompts"   # the extractor samples (shared with training.prompts)
-    samples: int = 6000
+    samples: int = 12000             # the extractor samples of training.prompts (same cache)
     val_samples: int = 240
     critic_steps: int = 1200
     critic_batch: int = 16
