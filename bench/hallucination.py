@@ -1,6 +1,7 @@
 """Does the multi-scale VLM hallucinate less than the single-image one? A larger, paired measurement.
 
     python bench/hallucination.py --n-per-zoom 400 --view-seed 1
+    python bench/hallucination.py --n-per-zoom 400 --view-seed 1 2     # two samples pooled: 800 views per zoom
     python bench/hallucination.py --extractors vlm vlm-grpo     # the GRPO adapter too
 
 Notebook 02's extractor table reads 100 held-out views per zoom (``experiments.extractor_views``,
@@ -49,25 +50,28 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n-per-zoom", type=int, default=400)
     ap.add_argument("--zooms", type=float, nargs="+", default=[4, 16, 64, 256])
-    ap.add_argument("--view-seed", type=int, default=1, help="experiments.extractor_views' seed (notebook 02 uses 0)")
+    ap.add_argument("--view-seed", type=int, nargs="+", default=[1],
+                    help="experiments.extractor_views' seed(s) (notebook 02 uses 0); several pool their views")
     ap.add_argument("--process-size", type=int, default=256)
     ap.add_argument("--against", default="vlm-single", help="the extractor the others are compared with")
     ap.add_argument("--extractors", nargs="+", default=["vlm"], help="compared with --against (e.g. vlm vlm-grpo)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    views = experiments.extractor_views(args.n_per_zoom, args.zooms, args.process_size, seed=args.view_seed)
+    views = [v for seed in args.view_seed
+             for v in experiments.extractor_views(args.n_per_zoom, args.zooms, args.process_size, seed=seed)]
+    n_views = args.n_per_zoom * len(args.view_seed)
     names = [args.against] + args.extractors
     rows = experiments.extractor_scores(views, names, device="cpu", progress=False)
     by = {(r["extractor"], i % len(views)): r for i, r in enumerate(rows)}
-    print(f"{len(views)} test-split views (view seed {args.view_seed}), {time.perf_counter() - t0:.0f} s")
+    print(f"{len(views)} test-split views (view seeds {args.view_seed}), {time.perf_counter() - t0:.0f} s")
     for e in args.extractors:
         print(f"\n| zoom | n | {args.against} | {e} | {e} - {args.against} (95% interval, paired views) | recall {args.against} / {e} |")
         print("|---|---|---|---|---|---|")
         _, table = experiments.paired_extractors(rows, e, args.against)
         _, recall = experiments.paired_extractors(rows, e, args.against, metric="recall")
         for (zoom, base, mine, mean, lo, hi, n), rec in zip(table, recall):
-            print(f"| {zoom} | {args.n_per_zoom} | {base:.3f} | {mine:.3f} | "
+            print(f"| {zoom} | {n_views} | {base:.3f} | {mine:.3f} | "
                   f"{mean:+.3f} ({lo:+.3f} .. {hi:+.3f}; {n} views) | {rec[1]:.3f} / {rec[2]:.3f} |")
     print("\nWords named per zoom: all / false (object, part, micro) / false but true of the coarser view's window (object, part, micro)")
     for z in args.zooms:
