@@ -15,9 +15,12 @@ from cozlib.errors import ConfigError, MissingWeightsError
 from cozlib.prompts import PromptContext, make_prompt_extractor, registry
 from cozlib.prompts.vlm import (MULTISCALE_SYSTEM, SINGLE_SYSTEM, VLMPrompt, clean_prompt, load_vlm,
                                 make_vlm_prompt, vlm_messages)
+from cozlib.training.tiny import TINY
 
 
-def _images(n: int, size: int = 112, seed: int = 0) -> list[Image.Image]:
+def _images(n: int, size: int = TINY["qwen_vl"]["image_px"], seed: int = 0) -> list[Image.Image]:
+    """Random images at the tiny VLM's size (its processor and the released layout's, which keeps
+    any multiple of 28 px, then see the same pixels)."""
     rng = np.random.default_rng(seed)
     return [Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)) for _ in range(n)]
 
