@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .prompts import view_images
+from .prompts import PromptTrainConfig, view_images
 
 #: The released adapter's LoRA (PAPER.md section 3): the language model's projections only.
 LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
@@ -32,9 +32,10 @@ class GRPOTrainConfig:
     critic_out: str = "data/weights/critic-demo"
     work: str = "build/train/grpo"
     policy: str = "data/weights/vlm-demo/multiscale"
-    data_work: str = "build/train/prompts"   # the extractor samples (shared with training.prompts)
-    samples: int = 12000             # the extractor samples of training.prompts (same cache)
-    val_samples: int = 240
+    # the extractor samples: training.prompts' own (same folder and counts, so the same cache)
+    data_work: str = PromptTrainConfig.work
+    samples: int = PromptTrainConfig.samples
+    val_samples: int = PromptTrainConfig.val_samples
     critic_steps: int = 1200
     critic_batch: int = 16
     critic_lr: float = 1e-3
@@ -194,7 +195,7 @@ def train(cfg: GRPOTrainConfig, log=print) -> tuple[Path, Path]:
     from ..paths import resolve
     from ..prompts.vlm import load_vlm
     from ..runtime import resolve_device, seed_everything
-    from .prompts import PromptTrainConfig, cached_samples, score_prompts, vlm_prompts
+    from .prompts import cached_samples, score_prompts, vlm_prompts
     from .sr import _device_name, _git_commit
     transformers.utils.logging.disable_progress_bar()
     device = resolve_device(cfg.device)
