@@ -172,3 +172,20 @@ def test_tiles_cover_and_blend_to_identity():
     m.transformer, m.timestep = Echo(), torch.tensor(1000.0)
     z = torch.randn(2, 4, 40, 36)
     torch.testing.assert_close(m._v_tiled(z, None, None, 16, 4), z)
+
+
+def test_vae_tiling_option_tiles_large_images_only(sd3_folder, official_files):
+    lora, venc, _ = official_files
+    whole = _load(sd3_folder, lora, venc)
+    tiled = load_osediff(sd3_folder, lora, venc, name="t", device="cpu",
+                         options=OSEDiffOptions(max_sequence_length=32, vae_tile=32))
+    assert tiled.vae.use_tiling and (tiled.vae.tile_sample_min_size, tiled.vae.tile_latent_min_size) == (32, 8)
+    assert "vae_tile=32" in tiled.identity() and "vae_tile" not in whole.identity()  # the chain cache tells them apart
+    torch.manual_seed(0)
+    small, big = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 96, 96) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(tiled.encode(small), whole.encode(small))      # one tile: the same
+        assert (tiled.encode(big) - whole.encode(big)).abs().max() > 1e-4       # GroupNorm sees each tile alone
+        assert tiled.decode(tiled.encode(big)).shape == big.shape
+    with pytest.raises(ConfigError, match="vae_tile"):
+        load_osediff(sd3_folder, lora, venc, name="t", device="cpu", options=OSEDiffOptions(vae_tile=30))

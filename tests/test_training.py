@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -204,6 +205,49 @@ def test_critic_loss_compares_feature_statistics_not_positions():
         assert critic_loss(net, x.flip(-1).flip(-2), x) < 0.2 * critic_loss(net, 0.2 * x, x)  # a mirror keeps the statistics
 
 
+def test_texture_loss_is_the_texture_distance_of_each_view():
+    from cozlib.imageio import tensor_to_pil
+    from cozlib.metrics.truth import texture_distance, texture_stats, texture_stats_batch
+    from cozlib.training.sr import high_band, texture_loss
+    torch.manual_seed(0)
+    stripes = torch.sin(torch.arange(64.0) * 2.2).view(1, 1, 1, 64).expand(2, 3, 64, 64)
+    truth = (0.5 * stripes + 0.3 * torch.randn(2, 3, 64, 64)).clamp(-1, 1)
+    blurred = truth - high_band(truth)
+    batch = texture_stats_batch((truth + 1) / 2, patches=2)
+    assert torch.allclose(batch[1], texture_stats((truth[1:2] + 1) / 2, patches=2))  # one code path
+    with pytest.raises(ValueError, match="texture_stats_batch"):
+        texture_stats((truth + 1) / 2)
+    assert texture_loss(truth, truth) == 0
+    assert texture_loss(truth.roll(5, -1), truth) < 0.2 * texture_loss(blurred, truth)  # phase-blind, a blur costs
+    # on 8-bit images it is the texture distance with one patch per view, averaged over the batch
+    pil = [[tensor_to_pil((x + 1) / 2) for x in batch] for batch in (blurred, truth)]
+    q = [torch.stack([torch.from_numpy(np.asarray(im, dtype=np.float32) / 127.5 - 1).permute(2, 0, 1) for im in ims])
+         for ims in pil]
+    dist = np.mean([texture_distance(a, b, patches=1) for a, b in zip(*pil)])
+    assert float(texture_loss(q[0], q[1])) == pytest.approx(dist, rel=1e-4)
+    x = blurred.clone().requires_grad_(True)
+    texture_loss(x, truth).backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_grid_loss_finds_a_pattern_repeated_on_the_latent_grid():
+    from cozlib.errors import ConfigError
+    from cozlib.training.sr import grid_loss, grid_peaks
+    torch.manual_seed(0)
+    noise = torch.nn.functional.avg_pool2d(torch.randn(2, 3, 68, 68), 5, stride=1)   # a smooth spectrum, 64 px
+    tile = torch.randn(1, 3, 8, 8) * 0.3
+    gridded = noise + tile.repeat(1, 1, 8, 8)                                            # the same plus an 8 px pattern
+    assert grid_peaks(noise).shape == (2, 3, 8 * 8 - 1)
+    assert grid_loss(noise) < 0.1 < 1.0 < grid_loss(gridded)
+    assert grid_loss(noise.roll(3, -1)) == pytest.approx(float(grid_loss(noise)), abs=1e-4)  # blind to shifts
+    assert grid_loss(noise * 3) == pytest.approx(float(grid_loss(noise)), rel=1e-3)          # to energy too
+    x = gridded.clone().requires_grad_(True)
+    grid_loss(x).backward()
+    assert torch.isfinite(x.grad).all()
+    with pytest.raises(ConfigError, match="multiples of the period"):
+        grid_peaks(torch.zeros(1, 3, 60, 64))
+
+
 def test_word_vector_marks_vocabulary_words_and_conditions_the_discriminator():
     from cozlib.training.sr import make_discriminator, word_vector
     from cozlib.world.vocab import vocabulary
@@ -254,6 +298,21 @@ def test_default_sr_recipe_trains_a_critic_and_no_discriminator(tmp_path):
     assert "critic" in stage.history[-1] and not {"g", "d"} & set(stage.history[-1])  # no GAN terms
     with pytest.raises(ConfigError, match="gan_weight"):
         train_sr(pipe, data, SRTrainConfig.smoke(work=str(tmp_path / "w2"), disc_pretrain=2), "cpu", "perceptual")
+
+
+def test_sr_options_texture_grid_and_patch_lora(tmp_path):
+    from cozlib.training.sr import SRTrainConfig, make_pairs, sr_model, text_encoders, train_sr
+    from cozlib.training.tiny import build_pipeline
+    cfg = SRTrainConfig.smoke(work=str(tmp_path / "work"), device="cpu", pairs=8, steps_sr=2, steps_critic=2,
+                              texture_weight=0.03, grid_weight=0.005)
+    pipe = build_pipeline(cfg.seed)
+    for enc in text_encoders(pipe):
+        enc.eval().requires_grad_(False)
+    _, _, stage = train_sr(pipe, make_pairs(cfg, "train"), cfg, "cpu", "perceptual", lambda s: None)
+    assert {"texture", "grid", "critic", "l2"} <= set(stage.history[-1])     # each term reaches the loss
+    _, names = sr_model(pipe, cfg, "cpu")
+    _, fewer = sr_model(pipe, SRTrainConfig.smoke(lora_patch_layers=False), "cpu")
+    assert {"proj_out", "pos_embed.proj"} <= set(names) and set(names) - set(fewer) == {"proj_out", "pos_embed.proj"}
 
 
 def test_prompt_context_keeps_the_images_and_describes_the_wider_window():

@@ -181,6 +181,11 @@ class OSEDiffOptions:
     max_sequence_length: int = 512      # T5 tokens (the official encode_prompt uses 512)
     latent_tile: int | None = None      # tile the transformer call over the latent (None: whole)
     latent_tile_overlap: int = 8
+    #: Encode and decode in VAE tiles of this many pixels (diffusers' AutoencoderKL tiling: a quarter
+    #: overlap, blended), the official code's ``vae_encoder_tiled_size`` / ``vae_decoder_tiled_size``.
+    #: The VAE's GroupNorm normalises over the whole image, so a model trained on small crops sees
+    #: other latents when a large image is encoded whole; None: whole images.
+    vae_tile: int | None = None
     posterior: str = "mode"             # "mode" (deterministic; PAPER.md) or "sample" (official TEST code)
 
     @classmethod
@@ -191,6 +196,15 @@ class OSEDiffOptions:
         data = json.loads(f.read_text())
         known = {k: v for k, v in data.get("options", {}).items() if k in cls.__dataclass_fields__}
         return cls(**known)
+
+
+def set_vae_tiling(vae, tile: int) -> None:
+    """Tile ``vae``'s encode and decode at ``tile`` pixels (``OSEDiffOptions.vae_tile``)."""
+    down = 2 ** (len(vae.config.block_out_channels) - 1)
+    if tile % down or tile < down:
+        raise ConfigError(f"vae_tile {tile} must be a positive multiple of the VAE's downscale factor {down}")
+    vae.enable_tiling()
+    vae.tile_sample_min_size, vae.tile_latent_min_size = tile, tile // down
 
 
 class OSEDiffSD3:
@@ -210,6 +224,8 @@ class OSEDiffSD3:
         self.timestep = pipe.scheduler.timesteps[0]           # 1000
         self.sigma = float(pipe.scheduler.sigmas[0])            # 1.0
         self.lora_targets: list[str] = []                       # transformer LoRA modules, official file order
+        if options.vae_tile:
+            set_vae_tiling(self.vae, options.vae_tile)
 
     def identity(self) -> str:
         return self._identity
@@ -365,6 +381,8 @@ def load_osediff(folder: str | os.PathLike, lora: str | os.PathLike | None, vae_
                 enc.to(text_device)
     from ..paths import folder_hash
     ident = f"{name}:{folder_hash(folder, extra)}:{dtype}:t5={not drop_t5}:{options.posterior}"
+    if options.vae_tile:
+        ident += f":vae_tile={options.vae_tile}"
     model = OSEDiffSD3(pipe, options, name, ident, device, text_device)
     model.lora_targets = names
     return model

@@ -35,19 +35,27 @@ def texture_stats(img: Image.Image | torch.Tensor, levels: int = 5, patches: int
     and the patch's mean colour. Shape [patches*patches, levels*4 + 3]."""
     from ..imageio import pil_to_tensor
     x = pil_to_tensor(img) if isinstance(img, Image.Image) else img
+    if x.dim() != 4 or x.shape[0] != 1:
+        raise ValueError(f"texture_stats takes one image [1, 3, H, W]; got {tuple(x.shape)} (batches: texture_stats_batch)")
+    return texture_stats_batch(x, levels, patches)[0]
+
+
+def texture_stats_batch(x: torch.Tensor, levels: int = 5, patches: int = 4) -> torch.Tensor:
+    """``texture_stats`` of a batch [B, 3, H, W] in [0, 1]: [B, patches*patches, levels*4 + 3].
+    Differentiable (the demo SR stage's ``training.sr.texture_loss``)."""
     x = x.float()
-    gray = (x * torch.tensor(_LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    gray = (x * x.new_tensor(_LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
     feats = []
-    kx = torch.tensor([[-0.5, 0.0, 0.5]]).view(1, 1, 1, 3)
+    kx = x.new_tensor([[-0.5, 0.0, 0.5]]).view(1, 1, 1, 3)
     for band in atrous_bands(gray, levels):
         gx = F.conv2d(F.pad(band, (1, 1, 0, 0), mode="replicate"), kx)
         gy = F.conv2d(F.pad(band, (0, 0, 1, 1), mode="replicate"), kx.transpose(2, 3))
         d1, d2 = (gx + gy) / math.sqrt(2), (gx - gy) / math.sqrt(2)
         for g in (gx, gy, d1, d2):
-            e = F.adaptive_avg_pool2d(g * g, patches)  # [1, 1, p, p]
-            feats.append(torch.log(e + 1e-6).flatten())
-    colour = F.adaptive_avg_pool2d(x, patches).reshape(3, -1)
-    return torch.cat([torch.stack(feats, 1), colour.T * 4.0], 1)
+            e = F.adaptive_avg_pool2d(g * g, patches)  # [B, 1, p, p]
+            feats.append(torch.log(e + 1e-6).flatten(1))
+    colour = F.adaptive_avg_pool2d(x, patches).flatten(2)  # [B, 3, p*p]
+    return torch.cat([torch.stack(feats, 2), colour.transpose(1, 2) * 4.0], 2)
 
 
 def texture_distance(a: Image.Image, b: Image.Image, levels: int = 5, patches: int = 4) -> float:

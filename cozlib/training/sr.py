@@ -28,8 +28,12 @@ words) plus 20% patches of the bundled photos (null prompt), all rendered once a
 Options tried on the way (bench/results/prompt_sensitivity_cpu.md, runs 1-15), off by default:
 a prompt-conditioned matching-aware patch GAN (``gan_weight``; with ``disc_words``,
 ``disc_pretrain``), ``colour_aug`` (hue-rotated pairs), ``train_text``, CSD and VSD against our
-own base model (``csd_weight``, ``vsd_weight``), a Gram loss on the VAE encoder (``style_weight``).
-Only the critic's loss made the true words beat none and wrong ones cost (runs 13-15).
+own base model (``csd_weight``, ``vsd_weight``), a Gram loss on the VAE encoder (``style_weight``);
+runs 18-21: the texture distance's statistics as a loss (``texture_weight``), a penalty on spectral
+peaks at the latent grid (``grid_weight``), no LoRA on the patch layers (``lora_patch_layers``).
+Only the critic's loss made the true words beat none and wrong ones cost (runs 13-15). What the
+perceptual stage draws is mostly a pattern repeated on its latent grid (``grid_loss`` measures it,
+``bench/grid_artifact.py``), the same whatever the words.
 """
 from __future__ import annotations
 
@@ -88,9 +92,12 @@ class SRTrainConfig:
     critic_weight: float = 0.3  # sr-perceptual: feature-statistics loss in a word classifier's features (train_word_critic, critic_loss); 0 = off
     steps_critic: int = 800
     style_weight: float = 0.0   # sr-perceptual: Gram-matrix loss on the frozen base VAE encoder's features (style_loss), LPIPS's role; 0 = off
+    texture_weight: float = 0.0  # sr-perceptual: the texture distance's own band statistics, output against truth (texture_loss); 0 = off
+    grid_weight: float = 0.0    # sr-perceptual: spectral peaks on the latent-patch grid (grid_loss: periodicity, not energy); 0 = off
     csd_sigmas: tuple = (0.5, 0.98)  # noise levels CSD and VSD sample (uniform)
     lora_rank: int = 16
     vae_lora_rank: int = 4
+    lora_patch_layers: bool = True  # LoRA on the patch embedding and output projection too (pos_embed.proj, proj_out; DEMO_LORA)
     variants: list = field(default_factory=lambda: ["perceptual", "l2"])
     seed: int = 0
     device: str = "auto"
@@ -426,7 +433,8 @@ def sr_model(pipe, cfg: SRTrainConfig, device: str):
     p.transformer, p.vae = copy.deepcopy(pipe.transformer).to(device), copy.deepcopy(pipe.vae).to(device)
     p.transformer.requires_grad_(False)
     p.vae.requires_grad_(False)
-    extra = [n for n, _ in p.transformer.named_modules() if _matches(n, DEMO_LORA)]
+    patterns = DEMO_LORA if cfg.lora_patch_layers else [x for x in DEMO_LORA if x not in ("pos_embed.proj", "proj_out")]
+    extra = [n for n, _ in p.transformer.named_modules() if _matches(n, patterns)]
     names = add_transformer_lora(p.transformer, cfg.lora_rank, adaln_linear_names(p.transformer) + extra)
     add_vae_encoder_lora(p.vae, cfg.vae_lora_rank)
     opts = OSEDiffOptions(lora_rank=cfg.lora_rank, vae_lora_rank=cfg.vae_lora_rank, extra_lora_targets=extra,
@@ -538,6 +546,47 @@ def style_loss(vae, out, hr, factor: int = 4):
     truth = encoder_features(vae, high_band(hr, factor))
     mine = encoder_features(vae, high_band(out, factor))
     return sum(F.mse_loss(gram(a.float()), gram(b.float()).detach()) for a, b in zip(mine, truth)) / len(truth)
+
+
+def texture_loss(out, hr, levels: int = 5):
+    """The texture distance (``metrics.truth.texture_distance``) of output and truth as a loss: the
+    mean absolute difference of their oriented band log-energies and mean colour, each 64 px
+    training view one patch (the chains' texture distance reads 64 px patches of a 256 px state).
+    Phase-blind like ``critic_loss``; inputs in [-1, 1]."""
+    from ..metrics.truth import texture_stats_batch
+    a = texture_stats_batch((out.float() + 1) / 2, levels, patches=1)
+    b = texture_stats_batch((hr.float() + 1) / 2, levels, patches=1)
+    return (a - b.detach()).abs().mean()
+
+
+def grid_peaks(x, period: int = 8, margin: float = math.log(2.0)):
+    """Periodicity of ``x`` [B, C, H, W] on a ``period``-px grid: at each harmonic of the grid
+    (frequencies k/period cycles per pixel on both axes, DC left out), the log of its spectral power
+    over the mean power of the 24 bins around it, less ``margin``, floored at 0: [B, C, n]. A
+    texture's spectrum is smooth there (ZoomWorld truths: about 0.7x their neighbours), a pattern
+    repeated on the latent grid makes peaks (the demo SR model's: about 30x)."""
+    import torch
+    import torch.nn.functional as F
+    h, w = x.shape[-2:]
+    if h % period or w % period:
+        raise ConfigError(f"grid_peaks needs sides that are multiples of the period {period}, got {h}x{w}")
+    x = x.float()
+    power = torch.fft.fft2(x - x.mean((-2, -1), keepdim=True), norm="ortho").abs() ** 2
+    ring = torch.ones(1, 1, 5, 5, device=x.device)
+    ring[..., 2, 2] = 0
+    b, c = power.shape[:2]
+    around = F.conv2d(F.pad(power.reshape(b * c, 1, h, w), (2, 2, 2, 2), mode="circular"), ring / 24).reshape(b, c, h, w)
+    floor = 0.05 * power.mean((-2, -1), keepdim=True) + 1e-8  # bins far below the image's level do not count
+    ratio = torch.log(power + floor) - torch.log(around + floor)
+    peaks = ratio[..., ::h // period, ::w // period].flatten(-2)[..., 1:]
+    return F.relu(peaks - margin)
+
+
+def grid_loss(out, period: int = 8):
+    """The one-step model's cheapest way to add detail is a pattern repeated on its latent grid
+    (VAE factor 4 x patch size 2 = an 8 px period in the demo); ``grid_peaks`` finds it, this loss
+    is their mean. It punishes periodicity, not energy: a texture with a smooth spectrum costs 0."""
+    return grid_peaks(out, period).mean()
 
 
 def train_word_critic(data: dict, cfg: SRTrainConfig, device: str, log=print):
@@ -679,6 +728,14 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
                 l_critic = critic_loss(critic, out, hr)
                 loss = loss + cfg.critic_weight * l_critic
                 row["critic"] = l_critic.item()
+            if perceptual and cfg.texture_weight > 0:
+                l_tex = texture_loss(out, hr)
+                loss = loss + cfg.texture_weight * l_tex
+                row["texture"] = l_tex.item()
+            if perceptual and cfg.grid_weight > 0:
+                l_grid = grid_loss(out)
+                loss = loss + cfg.grid_weight * l_grid
+                row["grid"] = l_grid.item()
             if style:
                 l_style = style_loss(pipe.vae, out, hr, cfg.upscale)
                 loss = loss + cfg.style_weight * l_style

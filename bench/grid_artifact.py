@@ -1,0 +1,54 @@
+"""Does the demo OSEDiff invent texture, or stamp a pattern on its latent grid?
+
+    python bench/grid_artifact.py data/weights/osediff-demo data/weights/osediff-demo:l2 build/exp/x/weights
+
+For each weights folder (``FOLDER[:variant]``), one SR step from the *true* previous state of a CoZ
+chain (256 px, 4x; ZoomWorld val scenes, steps to 16x and 64x), with the oracle prompt and the null
+prompt, then ``training.sr.grid_loss`` of the output: the mean excess (over 2x) of the log spectral
+power at the harmonics of an 8 px grid (VAE factor 4 x patch size 2) over the 24 bins around each.
+0 = a smooth spectrum there; the truth and the bicubic input are measured as the floor. The texture
+distance to the truth is printed beside it. One torch thread; about a minute per folder on the 2-core CPU.
+Results of record: bench/results/prompt_sensitivity_cpu.md (run 19 on).
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+
+def main() -> None:
+    from cozlib import geometry, world
+    from cozlib.backbones.osediff import _osediff_demo
+    from cozlib.imageio import pil_to_tensor
+    from cozlib.metrics.truth import texture_distance
+    from cozlib.prompts.oracle import truth_prompt
+    from cozlib.training.sr import grid_loss
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("folders", nargs="+", help="weights folders, FOLDER or FOLDER:variant (perceptual, l2)")
+    ap.add_argument("--scenes", type=int, default=6, help="val-split scenes 1000000.. (default 6)")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    wins = geometry.chain_windows(256, 4, 4)
+    grid = lambda im: float(grid_loss(pil_to_tensor(im) * 2 - 1))  # noqa: E731
+    views = []
+    for seed in range(1_000_000, 1_000_000 + args.scenes):
+        for i in (2, 3):
+            prev, truth = world.render_window(seed, wins[i - 1], 256), world.render_window(seed, wins[i], 256)
+            views.append((geometry.zoom_crop(prev, 4), truth, truth_prompt(world.window_words(seed, wins[i], 256))))
+    print(f"{len(views)} views; grid loss (0 = no grid) | texture distance to the truth")
+    print(f"  truth    grid {np.mean([grid(t) for _, t, _ in views]):.3f}")
+    print(f"  bicubic  grid {np.mean([grid(geometry.resize(c, 256, 'bicubic')) for c, _, _ in views]):.3f}  "
+          f"texture {np.mean([texture_distance(geometry.resize(c, 256, 'bicubic'), t) for c, t, _ in views]):.3f}")
+    for spec in args.folders:
+        folder, _, variant = spec.partition(":")
+        model = _osediff_demo("cpu", weights=folder, variant=variant or "perceptual")
+        for name in ("oracle", "null"):
+            outs = [model.upsample([c], [p if name == "oracle" else ""], 256)[0] for c, _, p in views]
+            print(f"  {spec} {name:6s} grid {np.mean([grid(o) for o in outs]):.3f}  "
+                  f"texture {np.mean([texture_distance(o, t) for o, (_, t, _) in zip(outs, views)]):.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
