@@ -7,7 +7,10 @@ chain (256 px, 4x; ZoomWorld val scenes, steps to 16x and 64x), with the oracle 
 prompt, then ``training.sr.grid_loss`` of the output: the mean excess (over 2x) of the log spectral
 power at the harmonics of an 8 px grid (VAE factor 4 x patch size 2) over the 24 bins around each.
 0 = a smooth spectrum there; the truth and the bicubic input are measured as the floor. The texture
-distance to the truth is printed beside it. One torch thread; about a minute per folder on the 2-core CPU.
+distance to the truth is printed beside it. ``--base-samples N``: also the base text-to-image model of
+the first folder (no LoRA), sampled in 28 Euler steps at 64 px for N val-pair prompts (guidance 1),
+against those views' truths: is the grid the base model's or the one-step use's?
+One torch thread; about a minute per folder on the 2-core CPU.
 Results of record: bench/results/prompt_sensitivity_cpu.md (run 19 on).
 """
 from __future__ import annotations
@@ -28,8 +31,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folders", nargs="+", help="weights folders, FOLDER or FOLDER:variant (perceptual, l2)")
     ap.add_argument("--scenes", type=int, default=6, help="val-split scenes 1000000.. (default 6)")
+    ap.add_argument("--base-samples", type=int, default=0, help="also sample the base model for this many val prompts")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.base_samples:
+        base_samples(args.folders[0].partition(":")[0], args.base_samples)
     wins = geometry.chain_windows(256, 4, 4)
     grid = lambda im: float(grid_loss(pil_to_tensor(im) * 2 - 1))  # noqa: E731
     views = []
@@ -48,6 +54,23 @@ def main() -> None:
             outs = [model.upsample([c], [p if name == "oracle" else ""], 256)[0] for c, _, p in views]
             print(f"  {spec} {name:6s} grid {np.mean([grid(o) for o in outs]):.3f}  "
                   f"texture {np.mean([texture_distance(o, t) for o, (_, t, _) in zip(outs, views)]):.3f}", flush=True)
+
+
+def base_samples(folder: str, n: int) -> None:
+    """``grid_loss`` of the base model's own multi-step samples and of the truths of their prompts."""
+    from diffusers import StableDiffusion3Pipeline
+    from cozlib.imageio import pil_to_tensor
+    from cozlib.paths import resolve
+    from cozlib.training.sr import SRTrainConfig, cached_pairs, grid_loss
+    pipe = StableDiffusion3Pipeline.from_pretrained(resolve(folder), dtype=torch.float32)
+    pipe.set_progress_bar_config(disable=True)
+    val = cached_pairs(SRTrainConfig(), "val", max(n, SRTrainConfig.val_pairs), False)
+    images = pipe(prompt=val["words"][:n], height=64, width=64, num_inference_steps=28, guidance_scale=1.0,
+                  generator=torch.Generator().manual_seed(0), max_sequence_length=pipe.tokenizer.model_max_length).images
+    samples = torch.cat([pil_to_tensor(im) for im in images]) * 2 - 1
+    truth = val["hr"][:n].float() / 127.5 - 1
+    print(f"base model of {folder}, {n} samples at 64 px: grid {float(grid_loss(samples)):.3f} "
+          f"(their prompts' truth views {float(grid_loss(truth)):.3f})", flush=True)
 
 
 if __name__ == "__main__":
