@@ -33,7 +33,9 @@ runs 18-21: the texture distance's statistics as a loss (``texture_weight``), a 
 peaks at the latent grid (``grid_weight``), no LoRA on the patch layers (``lora_patch_layers``).
 Only the critic's loss made the true words beat none and wrong ones cost (runs 13-15). What the
 perceptual stage draws is mostly a pattern repeated on its latent grid (``grid_loss`` measures it,
-``bench/grid_artifact.py``), the same whatever the words.
+``bench/grid_artifact.py``), the same whatever the words; ``texture_weight=0.03`` with
+``grid_weight=0.005`` together (run 22) halved it and gave oracle < null < wrong in the chains,
+not yet retrained by ``make weights``.
 """
 from __future__ import annotations
 
