@@ -18,7 +18,8 @@ Stages (each resumable, ``loop.Stage``):
    x = D(z - v(z)) with z = E(x_lr) (PAPER.md section 5). Loss of ``sr-perceptual``: L2 to the
    truth on the 4x-pooled output (``l2_lowpass``: the band the input already holds) plus 0.3 x
    ``critic_loss`` (per-channel mean and spread of the critic's features, output against truth:
-   a texture's kind, not its phase), our stand-in for OSEDiff's L2 + LPIPS + VSD. ``sr-l2`` is the
+   a texture's kind, not its phase), plus 0.03 x ``texture_loss`` and 0.005 x ``grid_loss``
+   (below), our stand-in for OSEDiff's L2 + LPIPS + VSD. ``sr-l2`` is the
    same stage with L2 on every pixel only, shown beside it (blurry). Prompts: the words of a window
    4x wider than the view (``prompt_context``: what the chain's prompt tells each 64 px tile of its
    256 px state), dropped 20% of the time, so a null prompt still works.
@@ -31,11 +32,11 @@ a prompt-conditioned matching-aware patch GAN (``gan_weight``; with ``disc_words
 own base model (``csd_weight``, ``vsd_weight``), a Gram loss on the VAE encoder (``style_weight``);
 runs 18-21: the texture distance's statistics as a loss (``texture_weight``), a penalty on spectral
 peaks at the latent grid (``grid_weight``), no LoRA on the patch layers (``lora_patch_layers``).
-Only the critic's loss made the true words beat none and wrong ones cost (runs 13-15). What the
+Until then only the critic's loss made the true words beat none and wrong ones cost (runs 13-15). What the
 perceptual stage draws is mostly a pattern repeated on its latent grid (``grid_loss`` measures it,
 ``bench/grid_artifact.py``), the same whatever the words; ``texture_weight=0.03`` with
-``grid_weight=0.005`` together (run 22) halved it and gave oracle < null < wrong in the chains,
-not yet retrained by ``make weights``.
+``grid_weight=0.005`` together (run 22) halved it and gave oracle < null < wrong in the chains:
+the defaults since stop 18 (each alone made the chains worse: runs 18 and 20).
 """
 from __future__ import annotations
 
@@ -94,8 +95,8 @@ class SRTrainConfig:
     critic_weight: float = 0.3  # sr-perceptual: feature-statistics loss in a word classifier's features (train_word_critic, critic_loss); 0 = off
     steps_critic: int = 800
     style_weight: float = 0.0   # sr-perceptual: Gram-matrix loss on the frozen base VAE encoder's features (style_loss), LPIPS's role; 0 = off
-    texture_weight: float = 0.0  # sr-perceptual: the texture distance's own band statistics, output against truth (texture_loss); 0 = off
-    grid_weight: float = 0.0    # sr-perceptual: spectral peaks on the latent-patch grid (grid_loss: periodicity, not energy); 0 = off
+    texture_weight: float = 0.03  # sr-perceptual: the texture distance's own band statistics, output against truth (texture_loss); 0 = off (run 22)
+    grid_weight: float = 0.005  # sr-perceptual: spectral peaks on the latent-patch grid (grid_loss: periodicity, not energy); 0 = off (run 22)
     csd_sigmas: tuple = (0.5, 0.98)  # noise levels CSD and VSD sample (uniform)
     lora_rank: int = 16
     vae_lora_rank: int = 4
