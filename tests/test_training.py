@@ -370,3 +370,25 @@ def test_word_reading_averages_own_and_other_words_over_views_that_have_one():
     assert r["true"]["own"] == r["null"]["own"] == r["wrong"]["own"] == pytest.approx(0.1)
     assert all(r[k]["other"] == pytest.approx(0.2 if n_micro > 1 else 0.0) for k in ("true", "null", "wrong", "truth"))
     assert seen[0] == [micro, micro] and seen[1] == ["", ""]  # true words, then the null prompt, for the 2 views kept
+
+
+def test_paper_scale_steps_run_on_small_configs():
+    """Notebook 04's paper-scale LoRA steps (run at full size on CUDA only), on small configs of the
+    same classes on the CPU: each returns a timed row, and the steps train the LoRA weights alone."""
+    import torch
+    from cozlib.training import throughput
+    sd3 = dict(throughput.SD3_MEDIUM, num_layers=2, attention_head_dim=16, num_attention_heads=2,
+               joint_attention_dim=32, caption_projection_dim=32, pooled_projection_dim=16, sample_size=16,
+               pos_embed_max_size=16)
+    row = throughput._sd3_lora_step("cpu", 1, sd3, latent=8, text_tokens=5)
+    assert row["steps_per_s"] > 0 and row["batch"] == 1 and "64 px" in row["what"]
+    qwen = dict(text_config=dict(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                 num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=256,
+                                 rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                                  "mrope_section": [2, 3, 3]}),
+                vision_config=dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=32,
+                                   fullatt_block_indexes=[0], window_size=56),
+                image_token_id=290, video_token_id=291, vision_start_token_id=292, vision_end_token_id=293)
+    row = throughput._qwen_lora_step("cpu", 1, qwen, patches=4)
+    assert row["steps_per_s"] > 0 and "56 px" in row["what"]
+    assert throughput.paper_scale_steps("cpu") == []  # full size on a GPU only

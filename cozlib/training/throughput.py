@@ -36,8 +36,10 @@ def _row(what: str, device: str, batch: int, steps: int, seconds: float, per_ste
 
 
 def sr_stages(device: str, steps: int = 20, pairs: int = 64, preset: str = "cpu") -> list[dict]:
-    """The demo SR training stages (VAE, base, the one-step perceptual stage) for ``steps`` steps each, on a
-    small set of ZoomWorld pairs; the first 20% of steps are warm-up and not timed."""
+    """The demo SR training stages (VAE, base, the one-step perceptual stage) on a small set of
+    ZoomWorld pairs. Each stage runs three times from the same start: ``steps // 5`` steps to warm up
+    (CUDA's first kernels, allocator), then ``steps // 5`` and ``steps // 5 + steps`` steps; the time
+    is the difference of the last two, so set-up and the final checkpoint cancel out."""
     from .sr import SRTrainConfig, make_pairs, train_base, train_sr, train_vae
     from .tiny import build_pipeline
     cfg = (SRTrainConfig.cuda if preset == "cuda" else SRTrainConfig)(pairs=pairs, val_pairs=4, workers=1, device=device)
@@ -51,8 +53,8 @@ def sr_stages(device: str, steps: int = 20, pairs: int = 64, preset: str = "cpu"
         for name, fn, batch in (("vae", train_vae, cfg.batch), ("base", train_base, cfg.batch),
                                 ("sr-perceptual", None, cfg.batch_sr)):
             walls = []
-            for n in (warm, warm + steps):
-                c = replace(cfg, work=f"{tmp}/{name}-{n}", steps_vae=n, steps_base=n, steps_sr=n,
+            for k, n in enumerate((warm, warm, warm + steps)):
+                c = replace(cfg, work=f"{tmp}/{name}-{k}", steps_vae=n, steps_base=n, steps_sr=n,
                             steps_critic=2)  # the SR stage is timed, not its critic
                 p = copy.copy(pipe)
                 p.transformer, p.vae = copy.deepcopy(pipe.transformer), copy.deepcopy(pipe.vae)
@@ -62,7 +64,7 @@ def sr_stages(device: str, steps: int = 20, pairs: int = 64, preset: str = "cpu"
                 else:
                     stage = fn(p, data, c, device, lambda *_: None)
                 walls.append(stage.wall_s)
-            rows.append(_row(f"demo SR: {name}", device, batch, steps, max(walls[1] - walls[0], 1e-9), batch))
+            rows.append(_row(f"demo SR: {name}", device, batch, steps, max(walls[2] - walls[1], 1e-9), batch))
     return rows
 
 
@@ -78,10 +80,15 @@ def grpo_steps(device: str, steps: int = 4) -> list[dict]:
         cfg = GRPOTrainConfig(steps=steps, work=tmp, save_steps=10 * steps, device=device)
         _reset_peak(device)
         t = time.perf_counter()
-        train_grpo(data, critic, cfg, device, lambda *_: None)
-        wall = time.perf_counter() - t  # includes loading the policy and trl's set-up: a lower bound on speed
+        _, hist = train_grpo(data, critic, cfg, device, lambda *_: None)
+        wall = time.perf_counter() - t
     per_step = cfg.prompts_per_step * cfg.num_generations
-    return [_row("demo GRPO step (generation + critic + update)", device, per_step, steps, wall, per_step)]
+    times = [r["step_time"] for r in hist if "step_time" in r][1:]  # trl's own per-step time; the first step warms up
+    if times:
+        return [_row("demo GRPO step (generation + critic + update), steps after the first", device, per_step,
+                     len(times), sum(times), per_step)]
+    # an older trl logs no step_time: the whole run, loading and set-up included (a lower bound on speed)
+    return [_row("demo GRPO step (generation + critic + update), whole run", device, per_step, steps, wall, per_step)]
 
 
 def paper_scale_steps(device: str, steps: int = 3) -> list[dict]:
@@ -97,21 +104,35 @@ def paper_scale_steps(device: str, steps: int = 3) -> list[dict]:
     return rows
 
 
-def _sd3_lora_step(device: str, steps: int) -> dict:
+# SD3-medium's transformer (its config.json) and Qwen2.5-VL-3B-Instruct's, at the published sizes
+SD3_MEDIUM = dict(sample_size=128, patch_size=2, in_channels=16, num_layers=24, attention_head_dim=64,
+                  num_attention_heads=24, joint_attention_dim=4096, caption_projection_dim=1536,
+                  pooled_projection_dim=2048, out_channels=16, pos_embed_max_size=192)
+QWEN25_VL_3B = dict(
+    text_config=dict(vocab_size=151936, hidden_size=2048, intermediate_size=11008, num_hidden_layers=36,
+                     num_attention_heads=16, num_key_value_heads=2, max_position_embeddings=128000,
+                     rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24]}),
+    vision_config=dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=2048,
+                       fullatt_block_indexes=[7, 15, 23, 31], window_size=112), tie_word_embeddings=True)
+
+
+def _sd3_lora_step(device: str, steps: int, config: dict = SD3_MEDIUM, latent: int = 64, text_tokens: int = 333) -> dict:
+    """Time LoRA steps of an SD3 transformer built from ``config`` on ``device`` (bf16 autocast)."""
     import torch
     from diffusers import SD3Transformer2DModel
     from ..backbones.osediff import adaln_linear_names, add_transformer_lora
-    tr = SD3Transformer2DModel(sample_size=128, patch_size=2, in_channels=16, num_layers=24, attention_head_dim=64,
-                               num_attention_heads=24, joint_attention_dim=4096, caption_projection_dim=1536,
-                               pooled_projection_dim=2048, out_channels=16, pos_embed_max_size=192).to(device)
+    with torch.device(device):  # built where it runs: 2B parameters initialised on the GPU, not the CPU
+        tr = SD3Transformer2DModel(**config)
     tr.requires_grad_(False)
     add_transformer_lora(tr, 4, adaln_linear_names(tr))
+    tr.to(device)
     opt = torch.optim.AdamW([p for p in tr.parameters() if p.requires_grad], lr=1e-5)
-    z = torch.randn(1, 16, 64, 64, device=device)
-    pe, pooled = torch.randn(1, 333, 4096, device=device), torch.randn(1, 2048, device=device)
+    z = torch.randn(1, config["in_channels"], latent, latent, device=device)
+    pe = torch.randn(1, text_tokens, config["joint_attention_dim"], device=device)
+    pooled = torch.randn(1, config["pooled_projection_dim"], device=device)
 
     def sd3_step():
-        with torch.autocast("cuda", dtype=torch.bfloat16):
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16):
             v = tr(hidden_states=z, timestep=torch.full((1,), 999.0, device=device), encoder_hidden_states=pe,
                    pooled_projections=pooled, return_dict=False)[0]
             loss = (v.float() ** 2).mean()
@@ -119,28 +140,26 @@ def _sd3_lora_step(device: str, steps: int) -> dict:
         loss.backward()
         opt.step()
 
-    return _timed("paper scale: SD3-medium transformer LoRA step, 512 px", device, sd3_step, steps, 1)
+    return _timed(f"paper scale: SD3-medium transformer LoRA step, {8 * latent} px", device, sd3_step, steps, 1)
 
 
-def _qwen_lora_step(device: str, steps: int) -> dict:
+def _qwen_lora_step(device: str, steps: int, config: dict = QWEN25_VL_3B, patches: int = 36) -> dict:
+    """Time LoRA steps of a Qwen2.5-VL built from ``config`` on ``device`` (bf16 weights), on two
+    images of ``patches`` x ``patches`` 14 px patches each (36: 504 px, Qwen's smart resize of 512)."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
     from .grpo import LORA_TARGETS
-    cfg = Qwen2_5_VLConfig(
-        text_config=dict(vocab_size=151936, hidden_size=2048, intermediate_size=11008, num_hidden_layers=36,
-                         num_attention_heads=16, num_key_value_heads=2, max_position_embeddings=128000,
-                         rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24]}),
-        vision_config=dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=2048,
-                           fullatt_block_indexes=[7, 15, 23, 31], window_size=112), tie_word_embeddings=True)
+    cfg = Qwen2_5_VLConfig(**copy.deepcopy(config))
     with torch.device(device):
         vlm = Qwen2_5_VLForConditionalGeneration(cfg).to(torch.bfloat16)
     vlm = get_peft_model(vlm, LoraConfig(r=8, lora_alpha=32, lora_dropout=0.05, target_modules=LORA_TARGETS))
     opt = torch.optim.AdamW([p for p in vlm.parameters() if p.requires_grad], lr=1e-5)
-    grid = torch.tensor([[1, 36, 36], [1, 36, 36]], device=device)  # two 504 px images (Qwen's smart resize of 512)
-    n_img = int(grid.prod(-1).sum()) // 4
-    ids = torch.cat([torch.full((1, n_img), cfg.image_token_id), torch.randint(0, 1000, (1, 60))], 1).to(device)
-    pix = torch.randn(int(grid.prod(-1).sum()), 1176, device=device, dtype=torch.bfloat16)
+    grid = torch.tensor([[1, patches, patches], [1, patches, patches]], device=device)
+    n_img = int(grid.prod(-1).sum()) // 4  # the merger joins 2x2 patches into one token
+    ids = torch.cat([torch.full((1, n_img), cfg.image_token_id), torch.randint(0, min(1000, cfg.text_config.vocab_size // 2), (1, 60))], 1).to(device)
+    pix_dim = 3 * cfg.vision_config.temporal_patch_size * cfg.vision_config.patch_size ** 2
+    pix = torch.randn(int(grid.prod(-1).sum()), pix_dim, device=device, dtype=torch.bfloat16)
 
     def vlm_step():
         out = vlm(input_ids=ids, pixel_values=pix, image_grid_thw=grid, labels=ids)
@@ -148,7 +167,7 @@ def _qwen_lora_step(device: str, steps: int) -> dict:
         out.loss.backward()
         opt.step()
 
-    return _timed("paper scale: Qwen2.5-VL-3B LoRA step, two 512 px images", device, vlm_step, steps, 1)
+    return _timed(f"paper scale: Qwen2.5-VL-3B LoRA step, two {14 * patches} px images", device, vlm_step, steps, 1)
 
 
 def _timed(what: str, device: str, fn, steps: int, items: int) -> dict:
