@@ -302,9 +302,10 @@ def truth_states(result: ChainResult) -> list[Image.Image]:
 def score_truth(results: Mapping[tuple[str, str], ChainResult], cache: ChainCache | None,
                 progress: bool = True) -> list[dict]:
     """PSNR, SSIM (pyiqa) and the texture distance of every state k >= 1 against its ground truth
-    (cached beside the chain; the truth of a chain is rendered once)."""
+    (cached beside the chain; the truth of a chain is rendered once), and the latent-grid score
+    (``metrics.truth.grid_score``, no reference: how much of a state is a pattern on an 8 px grid)."""
     from .metrics import Scorer
-    from .metrics.truth import texture_distance
+    from .metrics.truth import grid_score, texture_distance
     scorer = Scorer("cpu")
     truths: dict[str, list[Image.Image]] = {}
 
@@ -314,10 +315,24 @@ def score_truth(results: Mapping[tuple[str, str], ChainResult], cache: ChainCach
         truth = truths[res.key]
         if key == "truth_texture":
             return [texture_distance(a, b) for a, b in zip(res.states, truth)]
+        if key == "truth_grid":
+            return [grid_score(a) for a in res.states]
         return scorer.score(key.removeprefix("truth_"), res.states, truth)
 
-    return _score_rows(results, cache, {m: f"truth_{m}" for m in ("psnr", "ssim", "texture")},
+    return _score_rows(results, cache, {m: f"truth_{m}" for m in ("psnr", "ssim", "texture", "grid")},
                        compute, "truth", progress)
+
+
+def truth_grid(results: Mapping[tuple[str, str], ChainResult], label: str) -> dict[int, float]:
+    """The ground truth's own latent-grid score per magnification (the floor of ``score_truth``'s
+    "grid"), mean over the images of ``label``'s chains."""
+    from .metrics.truth import grid_score
+    acc: dict[int, list[float]] = {}
+    for (_, lab), res in results.items():
+        if lab == label:
+            for k, state in enumerate(truth_states(res)[1:], 1):
+                acc.setdefault(res.magnifications[k], []).append(grid_score(state))
+    return {x: sum(v) / len(v) for x, v in sorted(acc.items())}
 
 
 def views_figure(images: Sequence[Image.Image], titles: Sequence[str], captions: Sequence[str] = (), cols: int | None = None):

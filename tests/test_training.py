@@ -231,8 +231,8 @@ def test_texture_loss_is_the_texture_distance_of_each_view():
 
 
 def test_grid_loss_finds_a_pattern_repeated_on_the_latent_grid():
-    from cozlib.errors import ConfigError
-    from cozlib.training.sr import grid_loss, grid_peaks
+    from cozlib.metrics.truth import grid_peaks, grid_score
+    from cozlib.training.sr import grid_loss
     torch.manual_seed(0)
     noise = torch.nn.functional.avg_pool2d(torch.randn(2, 3, 68, 68), 5, stride=1)   # a smooth spectrum, 64 px
     tile = torch.randn(1, 3, 8, 8) * 0.3
@@ -244,8 +244,11 @@ def test_grid_loss_finds_a_pattern_repeated_on_the_latent_grid():
     x = gridded.clone().requires_grad_(True)
     grid_loss(x).backward()
     assert torch.isfinite(x.grad).all()
-    with pytest.raises(ConfigError, match="multiples of the period"):
+    with pytest.raises(ValueError, match="multiples of the period"):
         grid_peaks(torch.zeros(1, 3, 60, 64))
+    from cozlib.imageio import tensor_to_pil  # the image metric: the same peaks of a picture in [0, 1]
+    as_image = lambda t: tensor_to_pil(((t[:1] + 1) / 2).clamp(0, 1))  # noqa: E731
+    assert grid_score(as_image(noise)) < 0.1 < 1.0 < grid_score(as_image(gridded))
 
 
 def test_word_vector_marks_vocabulary_words_and_conditions_the_discriminator():
@@ -392,3 +395,22 @@ def test_paper_scale_steps_run_on_small_configs():
     row = throughput._qwen_lora_step("cpu", 1, qwen, patches=4)
     assert row["steps_per_s"] > 0 and "56 px" in row["what"]
     assert throughput.paper_scale_steps("cpu") == []  # full size on a GPU only
+
+
+def test_demo_tokenizers_are_kept_and_are_the_committed_weights_own(tmp_path):
+    """``tokenizers``' trainer orders tied merges by hash, so two trainings give other token ids:
+    ``make weights`` reads the kept tokenizers (data/tokenizers), which the committed demo SD3 uses."""
+    from transformers import CLIPTokenizer, T5Tokenizer
+    from cozlib.errors import ConfigError
+    from cozlib.paths import resolve
+    from cozlib.training.tiny import TINY, build_tokenizers
+    clip, clip2, t5 = build_tokenizers(TINY["vocab_size"], TINY["clip_max_length"])
+    weights = resolve("data/weights/osediff-demo")
+    text = "a cat, fur, hairs, rust-coloured 16x"
+    assert clip is clip2 and clip.model_max_length == TINY["clip_max_length"]
+    assert clip(text).input_ids == CLIPTokenizer.from_pretrained(weights / "tokenizer")(text).input_ids
+    assert t5(text).input_ids == T5Tokenizer.from_pretrained(weights / "tokenizer_3")(text).input_ids
+    trained = build_tokenizers(TINY["vocab_size"], TINY["clip_max_length"], folder=tmp_path)  # none kept there
+    assert len(trained[0]) <= TINY["vocab_size"] and trained[0].model_max_length == TINY["clip_max_length"]
+    with pytest.raises(ConfigError, match="delete"):
+        build_tokenizers(100, 32)

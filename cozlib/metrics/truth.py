@@ -1,5 +1,6 @@
 """Metrics that use ground truth (ZoomWorld): texture distance and prompt precision / recall /
-hallucination. PSNR and SSIM against the truth come from pyiqa (``metrics.Scorer``).
+hallucination; beside them ``grid_score``, which needs none (a pattern repeated on a latent grid).
+PSNR and SSIM against the truth come from pyiqa (``metrics.Scorer``).
 
 ``texture_distance`` compares local band statistics instead of pixels, so a texture with the
 right statistics scores well even when its phase differs (a GAN's hairs are never the true
@@ -63,6 +64,36 @@ def texture_distance(a: Image.Image, b: Image.Image, levels: int = 5, patches: i
     if a.size != b.size:
         raise ValueError(f"texture_distance needs equal sizes, got {a.size} and {b.size}")
     return float((texture_stats(a, levels, patches) - texture_stats(b, levels, patches)).abs().mean())
+
+
+def grid_peaks(x, period: int = 8, margin: float = math.log(2.0)):
+    """Periodicity of ``x`` [B, C, H, W] on a ``period``-px grid: at each harmonic of the grid
+    (frequencies k/period cycles per pixel on both axes, DC left out), the log of its spectral power
+    over the mean power of the 24 bins around it, less ``margin``, floored at 0: [B, C, n]. A
+    texture's spectrum is smooth there (ZoomWorld truths: about 0.7x their neighbours), a pattern
+    repeated on the latent grid makes peaks (the demo SR model's: about 30x). Differentiable
+    (``training.sr.grid_loss``)."""
+    h, w = x.shape[-2:]
+    if h % period or w % period:
+        raise ValueError(f"grid_peaks needs sides that are multiples of the period {period}, got {h}x{w}")
+    x = x.float()
+    power = torch.fft.fft2(x - x.mean((-2, -1), keepdim=True), norm="ortho").abs() ** 2
+    ring = torch.ones(1, 1, 5, 5, device=x.device)
+    ring[..., 2, 2] = 0
+    b, c = power.shape[:2]
+    around = F.conv2d(F.pad(power.reshape(b * c, 1, h, w), (2, 2, 2, 2), mode="circular"), ring / 24).reshape(b, c, h, w)
+    floor = 0.05 * power.mean((-2, -1), keepdim=True) + 1e-8  # bins far below the image's level do not count
+    ratio = torch.log(power + floor) - torch.log(around + floor)
+    peaks = ratio[..., ::h // period, ::w // period].flatten(-2)[..., 1:]
+    return F.relu(peaks - margin)
+
+
+def grid_score(img: Image.Image, period: int = 8) -> float:
+    """How much of an image is a pattern repeated on a ``period``-px grid (the demo OSEDiff's
+    latent grid: VAE factor 4 x patch size 2): the mean of ``grid_peaks``; 0 = a smooth spectrum
+    at the grid's harmonics (ZoomWorld truths: 0.03-0.17, notebook 06). No reference needed."""
+    from ..imageio import pil_to_tensor
+    return float(grid_peaks(pil_to_tensor(img) * 2 - 1, period).mean())
 
 
 _WORD = re.compile(r"[a-z]+")

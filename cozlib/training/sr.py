@@ -562,33 +562,12 @@ def texture_loss(out, hr, levels: int = 5):
     return (a - b.detach()).abs().mean()
 
 
-def grid_peaks(x, period: int = 8, margin: float = math.log(2.0)):
-    """Periodicity of ``x`` [B, C, H, W] on a ``period``-px grid: at each harmonic of the grid
-    (frequencies k/period cycles per pixel on both axes, DC left out), the log of its spectral power
-    over the mean power of the 24 bins around it, less ``margin``, floored at 0: [B, C, n]. A
-    texture's spectrum is smooth there (ZoomWorld truths: about 0.7x their neighbours), a pattern
-    repeated on the latent grid makes peaks (the demo SR model's: about 30x)."""
-    import torch
-    import torch.nn.functional as F
-    h, w = x.shape[-2:]
-    if h % period or w % period:
-        raise ConfigError(f"grid_peaks needs sides that are multiples of the period {period}, got {h}x{w}")
-    x = x.float()
-    power = torch.fft.fft2(x - x.mean((-2, -1), keepdim=True), norm="ortho").abs() ** 2
-    ring = torch.ones(1, 1, 5, 5, device=x.device)
-    ring[..., 2, 2] = 0
-    b, c = power.shape[:2]
-    around = F.conv2d(F.pad(power.reshape(b * c, 1, h, w), (2, 2, 2, 2), mode="circular"), ring / 24).reshape(b, c, h, w)
-    floor = 0.05 * power.mean((-2, -1), keepdim=True) + 1e-8  # bins far below the image's level do not count
-    ratio = torch.log(power + floor) - torch.log(around + floor)
-    peaks = ratio[..., ::h // period, ::w // period].flatten(-2)[..., 1:]
-    return F.relu(peaks - margin)
-
-
 def grid_loss(out, period: int = 8):
     """The one-step model's cheapest way to add detail is a pattern repeated on its latent grid
-    (VAE factor 4 x patch size 2 = an 8 px period in the demo); ``grid_peaks`` finds it, this loss
-    is their mean. It punishes periodicity, not energy: a texture with a smooth spectrum costs 0."""
+    (VAE factor 4 x patch size 2 = an 8 px period in the demo); ``metrics.truth.grid_peaks`` finds
+    it, this loss is their mean (``grid_score`` of the outputs). It punishes periodicity, not
+    energy: a texture with a smooth spectrum costs 0."""
+    from ..metrics.truth import grid_peaks
     return grid_peaks(out, period).mean()
 
 

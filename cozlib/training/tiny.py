@@ -12,6 +12,8 @@ from __future__ import annotations
 import string
 from pathlib import Path
 
+from ..errors import ConfigError
+
 #: Sizes of the demo model. The VAE downsamples 4x (three blocks): a 64 px patch is a 16x16 latent,
 #: 8x8 transformer tokens of patch 2. No attention in the VAE (a 512 px image would need 16k tokens).
 TINY = {
@@ -59,13 +61,29 @@ def tokenizer_corpus() -> list[str]:
     return lines
 
 
-def build_tokenizers(vocab_size: int, clip_max_length: int):
-    """(CLIP tokenizer, CLIP-G tokenizer, T5 tokenizer), trained on ``tokenizer_corpus``."""
+#: The demo SD3's tokenizers, trained once and kept: ``tokenizers``' trainer breaks ties between
+#: equally frequent merges (BPE, CLIP's) and pieces (Unigram, T5's) in hash order, which changes from
+#: one process to the next, so each training gave other token ids, other text features and another
+#: base model. ``make weights`` reads these; delete the folder to train new ones.
+TOKENIZERS_DIR = "data/tokenizers"
+
+
+def build_tokenizers(vocab_size: int, clip_max_length: int, folder: str | Path | None = TOKENIZERS_DIR):
+    """(CLIP tokenizer, CLIP-G tokenizer, T5 tokenizer): those kept in ``folder`` (``clip/``, ``t5/``)
+    when it holds them, else trained on ``tokenizer_corpus`` (and not saved)."""
     from transformers import CLIPTokenizer, T5Tokenizer
-    corpus = tokenizer_corpus()
-    clip = CLIPTokenizer().train_new_from_iterator(corpus, vocab_size=vocab_size)
+    from ..paths import resolve
+    kept = resolve(folder) if folder is not None else None
+    if kept is not None and (kept / "clip" / "tokenizer.json").is_file() and (kept / "t5" / "tokenizer.json").is_file():
+        clip, t5 = CLIPTokenizer.from_pretrained(kept / "clip"), T5Tokenizer.from_pretrained(kept / "t5")
+        if len(clip) > vocab_size or len(t5) > vocab_size:
+            raise ConfigError(f"the tokenizers in {kept} have {len(clip)} / {len(t5)} tokens, more than vocab_size "
+                              f"{vocab_size}: delete {kept} to train new ones")
+    else:
+        corpus = tokenizer_corpus()
+        clip = CLIPTokenizer().train_new_from_iterator(corpus, vocab_size=vocab_size)
+        t5 = T5Tokenizer(extra_ids=0).train_new_from_iterator(corpus, vocab_size=vocab_size)
     clip.model_max_length = clip_max_length
-    t5 = T5Tokenizer(extra_ids=0).train_new_from_iterator(corpus, vocab_size=vocab_size)
     return clip, clip, t5
 
 
