@@ -228,6 +228,12 @@ def test_texture_loss_is_the_texture_distance_of_each_view():
     x = blurred.clone().requires_grad_(True)
     texture_loss(x, truth).backward()
     assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    # fine_weight scales the finest band's four terms: a blur, which loses that band most, costs more
+    d = (texture_stats_batch((blurred + 1) / 2, patches=1) - texture_stats_batch((truth + 1) / 2, patches=1)).abs()[:, 0]
+    w = torch.ones(d.shape[-1])
+    w[:4] = 3.0
+    assert float(texture_loss(blurred, truth, fine_weight=3.0)) == pytest.approx(float((d * w).mean()), rel=1e-5)
+    assert texture_loss(blurred, truth, fine_weight=3.0) > texture_loss(blurred, truth)
 
 
 def test_grid_loss_finds_a_pattern_repeated_on_the_latent_grid():

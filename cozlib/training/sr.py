@@ -96,6 +96,7 @@ class SRTrainConfig:
     steps_critic: int = 800
     style_weight: float = 0.0   # sr-perceptual: Gram-matrix loss on the frozen base VAE encoder's features (style_loss), LPIPS's role; 0 = off
     texture_weight: float = 0.03  # sr-perceptual: the texture distance's own band statistics, output against truth (texture_loss); 0 = off (run 22)
+    texture_fine_weight: float = 1.0  # sr-perceptual: texture_loss's weight on the finest band (1-2 px) relative to the others
     grid_weight: float = 0.005  # sr-perceptual: spectral peaks on the latent-patch grid (grid_loss: periodicity, not energy); 0 = off (run 22)
     csd_sigmas: tuple = (0.5, 0.98)  # noise levels CSD and VSD sample (uniform)
     lora_rank: int = 16
@@ -551,15 +552,22 @@ def style_loss(vae, out, hr, factor: int = 4):
     return sum(F.mse_loss(gram(a.float()), gram(b.float()).detach()) for a, b in zip(mine, truth)) / len(truth)
 
 
-def texture_loss(out, hr, levels: int = 5):
+def texture_loss(out, hr, levels: int = 5, fine_weight: float = 1.0):
     """The texture distance (``metrics.truth.texture_distance``) of output and truth as a loss: the
     mean absolute difference of their oriented band log-energies and mean colour, each 64 px
     training view one patch (the chains' texture distance reads 64 px patches of a 256 px state).
+    ``fine_weight`` scales the finest band's four terms (``SRTrainConfig.texture_fine_weight``).
     Phase-blind like ``critic_loss``; inputs in [-1, 1]."""
+    import torch
     from ..metrics.truth import texture_stats_batch
     a = texture_stats_batch((out.float() + 1) / 2, levels, patches=1)
     b = texture_stats_batch((hr.float() + 1) / 2, levels, patches=1)
-    return (a - b.detach()).abs().mean()
+    d = (a - b.detach()).abs()
+    if fine_weight != 1.0:
+        w = torch.ones(d.shape[-1], device=d.device)
+        w[:4] = fine_weight  # band 0 (1-2 px), four orientations: texture_stats_batch's first terms
+        return (d * w).mean()
+    return d.mean()
 
 
 def grid_loss(out, period: int = 8):
@@ -711,7 +719,7 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
                 loss = loss + cfg.critic_weight * l_critic
                 row["critic"] = l_critic.item()
             if perceptual and cfg.texture_weight > 0:
-                l_tex = texture_loss(out, hr)
+                l_tex = texture_loss(out, hr, fine_weight=cfg.texture_fine_weight)
                 loss = loss + cfg.texture_weight * l_tex
                 row["texture"] = l_tex.item()
             if perceptual and cfg.grid_weight > 0:
