@@ -31,7 +31,8 @@ a prompt-conditioned matching-aware patch GAN (``gan_weight``; with ``disc_words
 ``disc_pretrain``), ``colour_aug`` (hue-rotated pairs), ``train_text``, CSD and VSD against our
 own base model (``csd_weight``, ``vsd_weight``), a Gram loss on the VAE encoder (``style_weight``);
 runs 18-21: the texture distance's statistics as a loss (``texture_weight``), a penalty on spectral
-peaks at the latent grid (``grid_weight``), no LoRA on the patch layers (``lora_patch_layers``).
+peaks at the latent grid (``grid_weight``), no LoRA on the patch layers (``lora_patch_layers``);
+run 23: the finest band counted more in ``texture_loss`` (``texture_fine_weight``).
 Until then only the critic's loss made the true words beat none and wrong ones cost (runs 13-15). What the
 perceptual stage draws is mostly a pattern repeated on its latent grid (``grid_loss`` measures it,
 ``bench/grid_artifact.py``), the same whatever the words; ``texture_weight=0.03`` with
