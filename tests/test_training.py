@@ -416,6 +416,8 @@ def test_demo_tokenizers_are_kept_and_are_the_committed_weights_own(tmp_path):
     assert clip is clip2 and clip.model_max_length == TINY["clip_max_length"]
     assert clip(text).input_ids == CLIPTokenizer.from_pretrained(weights / "tokenizer")(text).input_ids
     assert t5(text).input_ids == T5Tokenizer.from_pretrained(weights / "tokenizer_3")(text).input_ids
+    clip.save_pretrained(tmp_path / "saved")  # the exported weights folder gets the kept files as they are
+    assert (tmp_path / "saved" / "tokenizer_config.json").read_text() == (weights / "tokenizer" / "tokenizer_config.json").read_text()
     trained = build_tokenizers(TINY["vocab_size"], TINY["clip_max_length"], folder=tmp_path)  # none kept there
     assert len(trained[0]) <= TINY["vocab_size"] and trained[0].model_max_length == TINY["clip_max_length"]
     with pytest.raises(ConfigError, match="delete"):

@@ -76,6 +76,10 @@ def build_tokenizers(vocab_size: int, clip_max_length: int, folder: str | Path |
     kept = resolve(folder) if folder is not None else None
     if kept is not None and (kept / "clip" / "tokenizer.json").is_file() and (kept / "t5" / "tokenizer.json").is_file():
         clip, t5 = CLIPTokenizer.from_pretrained(kept / "clip"), T5Tokenizer.from_pretrained(kept / "t5")
+        for tok in (clip, t5):  # keys loading adds, which saving would write into the weights folder
+            for key in ("is_local", "local_files_only", "max_length", "pad_to_multiple_of", "pad_token_type_id",
+                        "padding_side"):
+                tok.init_kwargs.pop(key, None)
         if len(clip) > vocab_size or len(t5) > vocab_size:
             raise ConfigError(f"the tokenizers in {kept} have {len(clip)} / {len(t5)} tokens, more than vocab_size "
                               f"{vocab_size}: delete {kept} to train new ones")
