@@ -4,9 +4,9 @@
 
 For each weights folder (``FOLDER[:variant]``), one SR step from the *true* previous state of a CoZ
 chain (256 px, 4x; ZoomWorld val scenes, steps to 16x and 64x), with the oracle prompt and the null
-prompt, then ``training.sr.grid_loss`` of the output: the mean excess (over 2x) of the log spectral
-power at the harmonics of an 8 px grid (VAE factor 4 x patch size 2) over the 24 bins around each.
-0 = a smooth spectrum there; the truth and the bicubic input are measured as the floor. The texture
+prompt, then ``metrics.truth.grid_score`` of the output (``training.sr.grid_loss`` of one image):
+the mean excess (over 2x) of the log spectral power at the harmonics of an 8 px grid (VAE factor
+4 x patch size 2) over the 24 bins around each. 0 = a smooth spectrum there; the truth and the bicubic input are measured as the floor. The texture
 distance to the truth is printed beside it. ``--base-samples N``: also the base text-to-image model of
 the first folder (no LoRA), sampled in 28 Euler steps at 64 px for N val-pair prompts (guidance 1),
 against those views' truths: is the grid the base model's or the one-step use's?
@@ -24,10 +24,9 @@ import torch
 def main() -> None:
     from cozlib import geometry, world
     from cozlib.backbones.osediff import _osediff_demo
-    from cozlib.imageio import pil_to_tensor
+    from cozlib.metrics.truth import grid_score as grid
     from cozlib.metrics.truth import texture_distance
     from cozlib.prompts.oracle import truth_prompt
-    from cozlib.training.sr import grid_loss
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folders", nargs="+", help="weights folders, FOLDER or FOLDER:variant (perceptual, l2)")
     ap.add_argument("--scenes", type=int, default=6, help="val-split scenes 1000000.. (default 6)")
@@ -37,7 +36,6 @@ def main() -> None:
     if args.base_samples:
         base_samples(args.folders[0].partition(":")[0], args.base_samples)
     wins = geometry.chain_windows(256, 4, 4)
-    grid = lambda im: float(grid_loss(pil_to_tensor(im) * 2 - 1))  # noqa: E731
     views = []
     for seed in range(1_000_000, 1_000_000 + args.scenes):
         for i in (2, 3):

@@ -323,16 +323,15 @@ def score_truth(results: Mapping[tuple[str, str], ChainResult], cache: ChainCach
                        compute, "truth", progress)
 
 
-def truth_grid(results: Mapping[tuple[str, str], ChainResult], label: str) -> dict[int, float]:
+def truth_grid(results: Mapping[tuple[str, str], ChainResult], label: str, cache: ChainCache | None = None,
+               progress: bool = False) -> dict[int, float]:
     """The ground truth's own latent-grid score per magnification (the floor of ``score_truth``'s
-    "grid"), mean over the images of ``label``'s chains."""
+    "grid"), mean over the images of ``label``'s chains; cached beside each chain as its scores are."""
     from .metrics.truth import grid_score
-    acc: dict[int, list[float]] = {}
-    for (_, lab), res in results.items():
-        if lab == label:
-            for k, state in enumerate(truth_states(res)[1:], 1):
-                acc.setdefault(res.magnifications[k], []).append(grid_score(state))
-    return {x: sum(v) / len(v) for x, v in sorted(acc.items())}
+    chains = {key: res for key, res in results.items() if key[1] == label}
+    rows = _score_rows(chains, cache, {"grid": "truth_own_grid"},
+                       lambda res, key: [grid_score(s) for s in truth_states(res)], "truth grid", progress)
+    return per_scale_means(rows, "grid").get(label, {})
 
 
 def views_figure(images: Sequence[Image.Image], titles: Sequence[str], captions: Sequence[str] = (), cols: int | None = None):

@@ -563,12 +563,9 @@ def texture_loss(out, hr, levels: int = 5, fine_weight: float = 1.0):
     from ..metrics.truth import texture_stats_batch
     a = texture_stats_batch((out.float() + 1) / 2, levels, patches=1)
     b = texture_stats_batch((hr.float() + 1) / 2, levels, patches=1)
-    d = (a - b.detach()).abs()
-    if fine_weight != 1.0:
-        w = torch.ones(d.shape[-1], device=d.device)
-        w[:4] = fine_weight  # band 0 (1-2 px), four orientations: texture_stats_batch's first terms
-        return (d * w).mean()
-    return d.mean()
+    w = torch.ones(a.shape[-1], device=a.device)
+    w[:4] = fine_weight  # band 0 (1-2 px), four orientations: texture_stats_batch's first terms
+    return ((a - b.detach()).abs() * w).mean()
 
 
 def grid_loss(out, period: int = 8):
