@@ -205,6 +205,42 @@ def test_critic_loss_compares_feature_statistics_not_positions():
         assert critic_loss(net, x.flip(-1).flip(-2), x) < 0.2 * critic_loss(net, 0.2 * x, x)  # a mirror keeps the statistics
 
 
+def test_degrade_lr_blurs_and_noises_each_sample_reproducibly():
+    from cozlib.training.sr import degrade_lr, gaussian_kernels
+    assert torch.allclose(gaussian_kernels([0.0], 2)[0], torch.tensor([0.0, 0.0, 1.0, 0.0, 0.0]))  # sigma 0: identity
+    torch.manual_seed(0)
+    x = torch.rand(6, 3, 32, 32) * 2 - 1
+    assert degrade_lr(x, 0.0, 0.0, 0, 5) is x
+    y = degrade_lr(x, 2.0, 0.0, 0, 5)
+    assert torch.equal(y, degrade_lr(x, 2.0, 0.0, 0, 5)) and not torch.equal(y, degrade_lr(x, 2.0, 0.0, 0, 6))
+    assert torch.allclose(y.mean((1, 2, 3)), x.mean((1, 2, 3)), atol=0.02)      # a blur keeps the mean
+    rough = lambda t: (t[..., 1:] - t[..., :-1]).abs().mean((1, 2, 3))          # noqa: E731
+    assert (rough(y) < rough(x)).all()                                          # and removes detail
+    spread = rough(y) / rough(x)
+    assert spread.max() - spread.min() > 0.1                                    # each sample its own sigma
+    z = degrade_lr(x, 0.0, 0.05, 0, 5)
+    assert 0 < (z - x).std() < 0.1 and z.abs().max() <= 1
+
+
+def test_critic_word_loss_reads_the_own_words_of_worded_samples_only():
+    from cozlib.prompts.dape import make_tagger_net
+    from cozlib.training.sr import batch_of, batch_words, critic_word_loss
+    from cozlib.world.vocab import vocabulary
+    vocab = vocabulary()
+    data = {"hr": torch.zeros(5, 3, 8, 8, dtype=torch.uint8), "lr": torch.zeros(5, 3, 8, 8, dtype=torch.uint8),
+            "prompt": [f"a wide view {i}" for i in range(5)], "words": [vocab[i] for i in range(5)]}
+    _, _, prompts = batch_of(data, 7, 6, 3, "cpu")
+    assert [int(p.split()[-1]) for p in prompts] == [vocab.index(w) for w in batch_words(data, 7, 6, 3)]  # the same samples
+    torch.manual_seed(0)
+    net = make_tagger_net(len(vocab), width=8).eval().requires_grad_(False)
+    x = torch.randn(3, 3, 32, 32, requires_grad=True)
+    none = torch.zeros(3, dtype=torch.bool)
+    assert critic_word_loss(net, x, ["cat", "bark", "fur"], none) == 0
+    loss = critic_word_loss(net, x, ["cat", "bark", "fur"], torch.tensor([True, False, True]))
+    loss.backward()
+    assert loss > 0 and x.grad[1].abs().sum() == 0 and x.grad[0].abs().sum() > 0   # the null sample is left alone
+
+
 def test_texture_loss_is_the_texture_distance_of_each_view():
     from cozlib.imageio import tensor_to_pil
     from cozlib.metrics.truth import texture_distance, texture_stats, texture_stats_batch
@@ -292,6 +328,16 @@ def test_hue_rotation_keeps_gray_and_channel_mean_and_pairs_stay_aligned():
     assert torch.allclose(hr_a.mean(1)[keep], plain[0].mean(1)[keep], atol=1e-5)  # channel mean kept
 
 
+def test_sr_own_pairs_draws_other_views_for_the_one_step_stage(tmp_path):
+    from cozlib.training.sr import SRTrainConfig, cached_pairs, sr_pairs
+    cfg = SRTrainConfig.smoke(work=str(tmp_path), pairs=6, photo_share=0.0, sr_own_pairs=False)
+    data = cached_pairs(cfg, "train", cfg.pairs, True, lambda s: None)
+    assert sr_pairs(cfg, data) is data                                        # off: the same pairs
+    own = sr_pairs(SRTrainConfig.smoke(work=str(tmp_path), pairs=6, photo_share=0.0), data, lambda s: None)  # the default
+    assert own["hr"].shape == data["hr"].shape and not torch.equal(own["hr"], data["hr"])
+    assert len(list(tmp_path.glob("pairs-train-*.pt"))) == 2                  # each draw cached under its seed
+
+
 def test_default_sr_recipe_trains_a_critic_and_no_discriminator(tmp_path):
     from cozlib.errors import ConfigError
     from cozlib.training.sr import SRTrainConfig, make_pairs, text_encoders, train_sr
@@ -313,12 +359,13 @@ def test_sr_options_texture_grid_and_patch_lora(tmp_path):
     from cozlib.training.sr import SRTrainConfig, make_pairs, sr_model, text_encoders, train_sr
     from cozlib.training.tiny import build_pipeline
     cfg = SRTrainConfig.smoke(work=str(tmp_path / "work"), device="cpu", pairs=8, steps_sr=2, steps_critic=2,
-                              texture_weight=0.03, grid_weight=0.005)
+                              texture_weight=0.03, grid_weight=0.005, critic_word_weight=0.1,
+                              degrade_blur=2.0, degrade_noise=0.02)
     pipe = build_pipeline(cfg.seed)
     for enc in text_encoders(pipe):
         enc.eval().requires_grad_(False)
     _, _, stage = train_sr(pipe, make_pairs(cfg, "train"), cfg, "cpu", "perceptual", lambda s: None)
-    assert {"texture", "grid", "critic", "l2"} <= set(stage.history[-1])     # each term reaches the loss
+    assert {"texture", "grid", "critic", "word", "l2"} <= set(stage.history[-1])  # each term reaches the loss
     _, names = sr_model(pipe, cfg, "cpu")
     _, fewer = sr_model(pipe, SRTrainConfig.smoke(lora_patch_layers=False), "cpu")
     assert {"proj_out", "pos_embed.proj"} <= set(names) and set(names) - set(fewer) == {"proj_out", "pos_embed.proj"}

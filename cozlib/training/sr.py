@@ -87,6 +87,8 @@ class SRTrainConfig:
     kl_weight: float = 1e-6
     prompt_dropout_base: float = 0.1
     prompt_dropout_sr: float = 0.2
+    degrade_blur: float = 0.0   # SR stages: the LR input blurred, Gaussian sigma ~ U(0, this) px of the upsampled input (degrade_lr); 0 = clean
+    degrade_noise: float = 0.0  # SR stages: Gaussian noise on the LR input, std ~ U(0, this) of the [0, 1] range (degrade_lr); 0 = none
     colour_aug: float = 0.0     # base and SR stages: share of samples hue-rotated (batch_of); tried, see bench/results
     train_text: bool = False    # base stage: train the tiny text encoders too (train_base); tried, see bench/results
     disc_words: bool = False    # sr-perceptual: condition the discriminator on the prompt's ZoomWorld words (word_vector), not the pooled embedding
@@ -94,6 +96,7 @@ class SRTrainConfig:
     vsd_weight: float = 0.0     # sr-perceptual: variational score distillation (vsd_direction, OSEDiff's loss); 0 = off
     disc_pretrain: int = 0      # sr-perceptual: steps of the discriminator's matching-aware loss on real pairs alone before the stage (pretrain_discriminator)
     critic_weight: float = 0.3  # sr-perceptual: feature-statistics loss in a word classifier's features (train_word_critic, critic_loss); 0 = off
+    critic_word_weight: float = 0.0  # sr-perceptual: the word critic must read the view's own words in a worded output (critic_word_loss); 0 = off
     steps_critic: int = 800
     style_weight: float = 0.0   # sr-perceptual: Gram-matrix loss on the frozen base VAE encoder's features (style_loss), LPIPS's role; 0 = off
     texture_weight: float = 0.03  # sr-perceptual: the texture distance's own band statistics, output against truth (texture_loss); 0 = off (run 22)
@@ -105,6 +108,7 @@ class SRTrainConfig:
     lora_patch_layers: bool = True  # LoRA on the patch embedding and output projection too (pos_embed.proj, proj_out; DEMO_LORA)
     variants: list = field(default_factory=lambda: ["perceptual", "l2"])
     seed: int = 0
+    sr_own_pairs: bool = True   # the one-step stages train on their own draw of pairs (sr_pairs; seed + SR_PAIRS_SEED), not the VAE's, base model's and critic's (stop 19)
     device: str = "auto"
     val_pairs: int = 64
     prompt_context: int = 4     # a pair's words describe a window this many times wider than its view (the chain's tiles: process_size / size)
@@ -213,6 +217,22 @@ def make_pairs(cfg: SRTrainConfig, split: str = "train", n: int | None = None, p
     return {"hr": to_t(hr), "lr": to_t(lr), "prompt": pr, "words": own}
 
 
+#: ``SRTrainConfig.sr_own_pairs``: the one-step stages' pairs are drawn with ``seed + SR_PAIRS_SEED``.
+SR_PAIRS_SEED = 1000
+
+
+def sr_pairs(cfg: SRTrainConfig, data: dict, log=print) -> dict:
+    """The one-step stages' training pairs: with ``cfg.sr_own_pairs`` a draw of their own, as
+    OSEDiff trains on LSDIR + FFHQ, pairs SD3's pretraining never saw; otherwise ``data`` (the
+    VAE's, base model's and critic's). Measured (bench/results/prompt_sensitivity_cpu.md, stop 19):
+    on the same VAE, base and critic, three one-step trainings on pairs of their own gave CoZ 64x
+    texture distances (null prompt) of 0.41-0.45 on the val scenes, the one on the base model's 0.52."""
+    from dataclasses import replace
+    if not cfg.sr_own_pairs:
+        return data
+    return cached_pairs(replace(cfg, seed=cfg.seed + SR_PAIRS_SEED), "train", cfg.pairs, True, log)
+
+
 def own_words(data: dict) -> dict:
     """The pairs with each view's own words as the prompt (not the ``prompt_context`` window's):
     what the base model (text-to-image of the view) and the word critic (it sees only the view) learn."""
@@ -252,6 +272,17 @@ def recolour(x, mats):
     return y.clamp(0, 1) * 2 - 1
 
 
+def _batch_draw(n: int, step: int, batch: int, seed: int):
+    """``batch_of``'s generator and sample indices (drawn first from it)."""
+    g = np.random.default_rng([seed, step])
+    return g, g.integers(0, n, batch)
+
+
+def batch_words(data: dict, step: int, batch: int, seed: int) -> list[str]:
+    """The views' own words (``data['words']``) of the samples ``batch_of`` draws with these arguments."""
+    return [data["words"][i] for i in _batch_draw(len(data["prompt"]), step, batch, seed)[1]]
+
+
 def batch_of(data: dict, step: int, batch: int, seed: int, device: str, dropout: float = 0.0,
              colour_aug: float = 0.0):
     """A seeded batch: (hr, lr) in [-1, 1] on ``device``, prompts (some dropped to '').
@@ -261,8 +292,7 @@ def batch_of(data: dict, step: int, batch: int, seed: int, device: str, dropout:
     and a model learns to ignore the words; with it, colour comes from the input and the kind of
     texture from the words, as in photos, where fur and wood can share a colour."""
     import torch
-    g = np.random.default_rng([seed, step])
-    idx = g.integers(0, len(data["prompt"]), batch)
+    g, idx = _batch_draw(len(data["prompt"]), step, batch, seed)
     it = torch.from_numpy(idx)
     hr = data["hr"][it].to(device).float() / 127.5 - 1
     lr = data["lr"][it].to(device).float() / 127.5 - 1
@@ -274,6 +304,44 @@ def batch_of(data: dict, step: int, batch: int, seed: int, device: str, dropout:
         mats = hue_rotation(angles)
         hr, lr = recolour(hr, mats), recolour(lr, mats)
     return hr, lr, prompts
+
+
+def gaussian_kernels(sigmas, radius: int):
+    """Normalised 1-D Gaussian kernels [N, 2 * radius + 1]; sigma 0 gives the identity."""
+    import torch
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    s = torch.as_tensor(sigmas, dtype=torch.float32).clamp(min=1e-3)[:, None]
+    k = torch.exp(-0.5 * (x / s) ** 2)
+    return k / k.sum(1, keepdim=True)
+
+
+def degrade_lr(lr, max_blur: float, max_noise: float, seed: int, step: int):
+    """A first-order cut of the Real-ESRGAN degradation the paper's backbone trains on (PAPER.md
+    section 5): each sample's (upsampled) LR input blurred with its own Gaussian (sigma ~ U(0,
+    ``max_blur``) px) and given Gaussian noise (std ~ U(0, ``max_noise``) of the [0, 1] range);
+    inputs in [-1, 1]. In a chain the input is the model's own previous state, smoother than a
+    clean render in every band (bench/results/prompt_sensitivity_cpu.md), so a model trained on
+    clean renders sees other inputs there; blurred inputs also leave more of the texture to the words."""
+    import torch
+    import torch.nn.functional as F
+    if max_blur <= 0 and max_noise <= 0:
+        return lr
+    g = np.random.default_rng([seed, step, 77])
+    n, c = lr.shape[:2]
+    out = lr
+    if max_blur > 0:
+        radius = max(1, math.ceil(3 * max_blur))
+        k = gaussian_kernels(g.uniform(0, max_blur, n), radius).to(lr.device, lr.dtype)   # [N, K]
+        x = F.pad(lr.reshape(1, n * c, *lr.shape[2:]), (radius,) * 4, mode="reflect")
+        kk = k.repeat_interleave(c, 0)                                                     # one per channel
+        x = F.conv2d(x, kk[:, None, None, :], groups=n * c)                                # along rows
+        x = F.conv2d(x, kk[:, None, :, None], groups=n * c)                                # along columns
+        out = x.reshape(lr.shape)
+    if max_noise > 0:
+        std = torch.as_tensor(g.uniform(0, max_noise, n), dtype=lr.dtype, device=lr.device).view(-1, 1, 1, 1)
+        noise = torch.from_numpy(g.standard_normal(lr.shape).astype(np.float32)).to(lr.device, lr.dtype)
+        out = (out + 2 * std * noise).clamp(-1, 1)
+    return out
 
 
 # -- the discriminator ---------------------------------------------------------------------------
@@ -622,6 +690,18 @@ def critic_loss(net, out, hr):
     return total / n
 
 
+def critic_word_loss(net, out, words: list[str], worded):
+    """The frozen word critic reads the output: binary cross-entropy of its logits against the view's
+    own words (``words``), on the samples that were given words (``worded``, bool [N]) only: words
+    the model is given should show as their textures (a text-image agreement term, as CLIP scores
+    are used to steer text-to-image models); a null-prompt output is left to the other terms."""
+    import torch.nn.functional as F
+    if not worded.any():
+        return out.new_zeros(())
+    target = word_vector(words, out.device)
+    return F.binary_cross_entropy_with_logits(net(out[worded]).float(), target[worded])
+
+
 def matching_loss(disc, hr, cond, fake=None):
     """The discriminator's hinge loss, matching-aware (Reed et al. 2016): real images with their own
     words are real; with another sample's words (``cond`` rolled by one), and the generator's
@@ -656,10 +736,12 @@ def pretrain_discriminator(disc, data, cfg: SRTrainConfig, device: str, encode, 
     return stage
 
 
-def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=print, pre_stages: list | None = None):
+def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=print, pre_stages: list | None = None,
+             critic_data: dict | None = None):
     """OSEDiff's one-step 4x stage with LoRA; ``variant`` 'perceptual' (pooled L2 + the critic's loss,
     + the options' terms) or 'l2' (L2 on every pixel). The stages an
-    option runs first (the word critic, the discriminator's pretraining) are appended to ``pre_stages``."""
+    option runs first (the word critic, the discriminator's pretraining) are appended to ``pre_stages``;
+    the word critic learns from ``critic_data`` (default ``data``)."""
     import torch
     import torch.nn.functional as F
     if variant not in ("perceptual", "l2"):
@@ -681,6 +763,8 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
     stage = Stage(f"sr-{variant}", cfg.steps_sr, Path(cfg.work) / "ckpt", mods)
     encode = PromptCache(pipe, device, pipe.tokenizer.model_max_length)
     pre = pre_stages if pre_stages is not None else []
+    if perceptual and cfg.critic_word_weight > 0 and cfg.critic_weight <= 0:
+        raise ConfigError("critic_word_weight reads the word critic's logits: set critic_weight > 0 too")
     if disc is not None and cfg.disc_pretrain > 0 and not stage.path.is_file():  # a resumed SR stage has its own disc
         pre.append(pretrain_discriminator(disc, data, cfg, device, encode, log))
     csd = perceptual and cfg.csd_weight > 0
@@ -688,7 +772,7 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
     style = perceptual and cfg.style_weight > 0
     critic = None
     if perceptual and cfg.critic_weight > 0:
-        critic, st = train_word_critic(data, cfg, device, log)
+        critic, st = train_word_critic(data if critic_data is None else critic_data, cfg, device, log)
         pre.append(st)
     if csd or vsd or style:
         pipe.transformer.to(device).eval().requires_grad_(False)
@@ -703,6 +787,7 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
 
     def step(i: int) -> dict:
         hr, lr, prompts = batch_of(data, i, cfg.batch_sr, cfg.seed + 3, device, cfg.prompt_dropout_sr, cfg.colour_aug)
+        lr = degrade_lr(lr, cfg.degrade_blur, cfg.degrade_noise, cfg.seed + 3, i)
         for g in opt.param_groups:
             g["lr"] = cosine_lr(i, cfg.steps_sr, cfg.lr_sr)
         pe, pooled = encode(prompts)
@@ -716,6 +801,11 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
                 l_critic = critic_loss(critic, out, hr)
                 loss = loss + cfg.critic_weight * l_critic
                 row["critic"] = l_critic.item()
+                if cfg.critic_word_weight > 0:
+                    worded = torch.tensor([bool(p) for p in prompts], device=out.device)
+                    l_word = critic_word_loss(critic, out, batch_words(data, i, cfg.batch_sr, cfg.seed + 3), worded)
+                    loss = loss + cfg.critic_word_weight * l_word
+                    row["word"] = l_word.item()
             if perceptual and cfg.texture_weight > 0:
                 l_tex = texture_loss(out, hr, fine_weight=cfg.texture_fine_weight)
                 loss = loss + cfg.texture_weight * l_tex
@@ -938,13 +1028,14 @@ def train(cfg: SRTrainConfig, log=print, minutes: float | None = None) -> Path:
     for enc in text_encoders(pipe):
         enc.to(device).eval().requires_grad_(False)
     data = cached_pairs(cfg, "train", cfg.pairs, True, log)
+    sr_data = sr_pairs(cfg, data, log)
     val = cached_pairs(cfg, "val", cfg.val_pairs, False, log)
     if minutes:
         cfg = plan_steps(cfg, minutes * 60, pipe, data, device, log=log)
     stages = [train_vae(pipe, data, cfg, device, log), train_base(pipe, data, cfg, device, log)]
     models, metrics = {}, {}
     for variant in cfg.variants:
-        model, names, st = train_sr(pipe, data, cfg, device, variant, log, pre_stages=stages)
+        model, names, st = train_sr(pipe, sr_data, cfg, device, variant, log, pre_stages=stages, critic_data=data)
         stages.append(st)
         models[variant] = (model, names)
         metrics[variant] = evaluate(model, val, device)
