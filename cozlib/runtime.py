@@ -38,10 +38,17 @@ def set_threads(n: int | None = None) -> None:
 
 def parallel_map(fn, items: list, workers: int = 1) -> list:
     """``[fn(x) for x in items]``, in ``workers`` forked processes when there is enough work (the
-    result does not depend on ``workers``; fork before any CUDA use)."""
+    result does not depend on ``workers``; fork before any CUDA use). In this process, torch's
+    thread count is given back afterwards: the render functions pin it to 1 (their output must not
+    depend on it), and the training that follows them should not inherit that."""
+    import torch
     if workers > 1 and len(items) >= 4 * workers:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as ex:
             return list(ex.map(fn, items, chunksize=max(1, len(items) // (8 * workers))))
-    return [fn(x) for x in items]
+    threads = torch.get_num_threads()
+    try:
+        return [fn(x) for x in items]
+    finally:
+        torch.set_num_threads(threads)
