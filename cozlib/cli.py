@@ -98,6 +98,9 @@ def _build_parser() -> argparse.ArgumentParser:
                         "auto = cuda when --device resolves to CUDA")
     t.add_argument("--minutes", type=float, default=None,
                    help="fit the step counts to this many minutes of training (measured on this device first)")
+    t.add_argument("--threads", type=int, default=None,
+                   help="sr on the CPU: torch threads while training (default 1, so the weights are the same on any "
+                        "machine; more is faster and gives other weights)")
 
     sub.add_parser("list", help="backbones, prompt extractors and metrics, and what each missing one needs")
     sub.add_parser("setup", help="provision offline files pyiqa needs (NIQE parameters, calibration set)")
@@ -298,7 +301,7 @@ def _cmd_train(args) -> int:
     if preset == "auto":
         preset = "cuda" if resolve_device(args.device).startswith("cuda") else "cpu"
     cfg = SRTrainConfig.smoke() if args.smoke else (SRTrainConfig.cuda() if preset == "cuda" else SRTrainConfig())
-    for key in ("out", "work", "device"):
+    for key in ("out", "work", "device", "threads"):
         if getattr(args, key):
             setattr(cfg, key, getattr(args, key))
     if args.steps:

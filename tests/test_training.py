@@ -90,6 +90,14 @@ def test_smoke_training_writes_loadable_weights_with_a_manifest(tmp_path):
     assert not list(tmp_path.glob("w/.tmp*")) and not list(tmp_path.glob(".tmp-*"))
 
 
+def test_training_threads_must_be_a_whole_number(tmp_path):
+    from cozlib.errors import ConfigError
+    from cozlib.training.sr import SRTrainConfig, train
+    with pytest.raises(ConfigError, match="threads"):
+        train(SRTrainConfig.smoke(out=str(tmp_path / "w"), work=str(tmp_path / "work"), device="cpu", threads=0))
+    assert not (tmp_path / "w").exists()
+
+
 def test_csd_direction_is_normalised_and_vanishes_when_words_change_nothing():
     from cozlib.training.sr import PromptCache, csd_direction
     from cozlib.training.tiny import build_pipeline

@@ -110,6 +110,7 @@ class SRTrainConfig:
     seed: int = 0
     sr_own_pairs: bool = True   # the one-step stages train on their own draw of pairs (sr_pairs; seed + SR_PAIRS_SEED), not the VAE's, base model's and critic's (stop 19)
     device: str = "auto"
+    threads: int = 1            # torch's CPU threads while training on the CPU: the result depends on them (float sums in another order), so one makes `make weights` the same on any machine (stop 19)
     val_pairs: int = 64
     prompt_context: int = 4     # a pair's words describe a window this many times wider than its view (the chain's tiles: process_size / size)
     workers: int = 1            # processes rendering the ZoomWorld pairs (the pairs do not depend on it)
@@ -1022,6 +1023,11 @@ def train(cfg: SRTrainConfig, log=print, minutes: float | None = None) -> Path:
     diffusers.utils.logging.disable_progress_bar()
     transformers.utils.logging.disable_progress_bar()
     device = resolve_device(cfg.device)
+    if device == "cpu":
+        import torch
+        if not isinstance(cfg.threads, int) or cfg.threads < 1:
+            raise ConfigError(f"threads must be a whole number >= 1, got {cfg.threads!r}")
+        torch.set_num_threads(cfg.threads)
     t0 = time.perf_counter()
     seed_everything(cfg.seed)
     pipe = build_pipeline(cfg.seed)
