@@ -99,8 +99,8 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--minutes", type=float, default=None,
                    help="fit the step counts to this many minutes of training (measured on this device first)")
     t.add_argument("--threads", type=int, default=None,
-                   help="sr on the CPU: torch threads while training (default 1, so the weights are the same on any "
-                        "machine; more is faster and gives other weights)")
+                   help="sr on the CPU: torch threads while training (default 1, so the weights do not depend on the "
+                        "core count; more is faster and gives other weights)")
 
     sub.add_parser("list", help="backbones, prompt extractors and metrics, and what each missing one needs")
     sub.add_parser("setup", help="provision offline files pyiqa needs (NIQE parameters, calibration set)")

@@ -110,7 +110,7 @@ class SRTrainConfig:
     seed: int = 0
     sr_own_pairs: bool = True   # the one-step stages train on their own draw of pairs (sr_pairs; seed + SR_PAIRS_SEED), not the VAE's, base model's and critic's (stop 19)
     device: str = "auto"
-    threads: int = 1            # torch's CPU threads while training on the CPU: the result depends on them (float sums in another order), so one makes `make weights` the same on any machine (stop 19)
+    threads: int = 1            # torch's CPU threads while training on the CPU: the result depends on them (float sums in another order), so one makes `make weights` independent of the core count (stop 19)
     val_pairs: int = 64
     prompt_context: int = 4     # a pair's words describe a window this many times wider than its view (the chain's tiles: process_size / size)
     workers: int = 1            # processes rendering the ZoomWorld pairs (the pairs do not depend on it)
