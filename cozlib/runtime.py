@@ -36,18 +36,25 @@ def set_threads(n: int | None = None) -> None:
         torch.set_num_threads(n)
 
 
+def _one_thread() -> None:
+    import torch
+    torch.set_num_threads(1)
+
+
 def parallel_map(fn, items: list, workers: int = 1) -> list:
     """``[fn(x) for x in items]``, in ``workers`` forked processes when there is enough work (the
-    result does not depend on ``workers``; fork before any CUDA use). In this process, torch's
-    thread count is given back afterwards: the render functions pin it to 1 (their output must not
-    depend on it), and the training that follows them should not inherit that."""
+    result does not depend on ``workers``; fork before any CUDA use). Every call of ``fn`` runs at
+    one torch thread (forked workers would share the cores; the ZoomWorld renders come out the same
+    on any machine), and this process's thread count is given back afterwards: `make weights`
+    trained at one thread after rendering in-process until stop 19."""
     import torch
     if workers > 1 and len(items) >= 4 * workers:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as ex:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_one_thread) as ex:
             return list(ex.map(fn, items, chunksize=max(1, len(items) // (8 * workers))))
     threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     try:
         return [fn(x) for x in items]
     finally:

@@ -479,14 +479,14 @@ def test_demo_tokenizers_are_kept_and_are_the_committed_weights_own(tmp_path):
         build_tokenizers(100, 32)
 
 
-def test_parallel_map_gives_the_thread_count_back():
-    """The render functions pin torch to one thread; the training after them must not inherit it
-    (it did: `make weights` trained at one thread after rendering its pairs in-process)."""
+def test_parallel_map_runs_at_one_thread_and_gives_the_thread_count_back():
+    """The renders run at one torch thread; the training after them must not inherit it (it did:
+    `make weights` trained at one thread after rendering its pairs in-process)."""
     from cozlib.runtime import parallel_map
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        assert parallel_map(lambda x: (torch.set_num_threads(1), x * 2)[1], [1, 2, 3]) == [2, 4, 6]
+        assert parallel_map(lambda x: (x * 2, torch.get_num_threads()), [1, 2, 3]) == [(2, 1), (4, 1), (6, 1)]
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)

@@ -59,11 +59,9 @@ class PromptTrainConfig:
 # -- data ---------------------------------------------------------------------------------------
 
 def _render(spec, image_px: int, process_size: int):
-    import torch
     from ..geometry import resize
     from ..prompts.oracle import truth_prompt
     from ..world import render_window, view_window, window_words
-    torch.set_num_threads(1)
     w = view_window(spec.center, spec.zoom)
     coarse = render_window(spec.seed, view_window(spec.center, spec.zoom / 4), image_px)
     zoomed = resize(render_window(spec.seed, w, process_size // 4), image_px, "bicubic")

@@ -141,11 +141,9 @@ def _render_pair(spec, size: int, upscale: int, context: int = 1, offset=(0.0, 0
     a ``context`` times wider window holding the view at ``offset`` (in [-1, 1]^2 of the room it
     has), seen at ``context * size`` px: what the chain's prompt says about each of its latent
     tiles (the prompt describes the whole ``process_size`` state; a tile sees a part)."""
-    import torch
     from ..geometry import resize
     from ..prompts.oracle import truth_prompt
     from ..world import render_window, view_window, window_words
-    torch.set_num_threads(1)
     w = view_window(spec.center, spec.zoom)
     low = render_window(spec.seed, w, size // upscale)
     room, half = 0.5 * (context - 1) / spec.zoom, 0.5 * context / spec.zoom
