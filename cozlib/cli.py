@@ -306,6 +306,7 @@ def _cmd_train(args) -> int:
             setattr(cfg, key, getattr(args, key))
     if args.steps:
         cfg.steps_vae = cfg.steps_base = cfg.steps_sr = cfg.steps_critic = args.steps
+        cfg.sr_chain_steps = min(cfg.sr_chain_steps, args.steps)  # the chain part stays off where it was off
     train(cfg, minutes=args.minutes)
     return 0
 

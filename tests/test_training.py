@@ -74,7 +74,8 @@ def test_smoke_training_writes_loadable_weights_with_a_manifest(tmp_path):
                                     disc_pretrain=2, gan_weight=0.05),  # the off-by-default terms run too
                 log=lambda s: None)
     manifest = json.loads((out / "manifest.json").read_text())
-    assert {s["name"] for s in manifest["stages"]} == {"vae", "base", "sr-disc-pooled", "critic", "sr-perceptual", "sr-l2"}
+    assert {s["name"] for s in manifest["stages"]} == {"vae", "base", "sr-disc-pooled", "critic", "sr-perceptual",
+                                                     "sr-perceptual-chain", "sr-l2", "sr-l2-chain"}
     assert manifest["code_commit"] and manifest["device"].startswith("cpu") and manifest["wall_s_all_stages"] > 0
     assert set(manifest["metrics_val"]) == {"perceptual", "l2"}
     rows = json.loads((out / "history.json").read_text())["sr-perceptual"]
@@ -346,6 +347,54 @@ def test_sr_own_pairs_draws_other_views_for_the_one_step_stage(tmp_path):
     assert len(list(tmp_path.glob("pairs-train-*.pt"))) == 2                  # each draw cached under its seed
 
 
+def test_chain_pairs_feed_the_model_its_own_zoomed_outputs_with_each_levels_words():
+    from cozlib.geometry import zoom_input
+    from cozlib.imageio import tensor_to_pil
+    from cozlib.training.sr import SRTrainConfig, _context_prompt, chain_pairs, zoom_state
+    from cozlib.world.datasets import ViewSpec
+    calls = []
+
+    def flat(x, prompts):  # a "model" whose output is one flat colour per call: the LR must come from it
+        calls.append(list(prompts))
+        return torch.full_like(x, len(calls) / 10)
+    cfg = SRTrainConfig.smoke(size=32, sr_chain_depth=3, prompt_dropout_sr=0.5)
+    data = chain_pairs(flat, cfg, 12, 0, batch=4)
+    assert data["hr"].shape == data["lr"].shape == (12, 3, 32, 32) and data["lr"].dtype == torch.uint8
+    assert len(data["prompt"]) == len(data["words"]) == 12
+    assert all(len(torch.unique(v)) == 1 for v in data["lr"])     # every input is a zoomed model output
+    assert 12 <= sum(map(len, calls)) <= 36                        # one call per level: depths 1..3
+    assert any(p == "" for c in calls for p in c) and any(p for c in calls for p in c)  # null chains and worded ones
+    again = chain_pairs(lambda x, p: torch.full_like(x, 0.5), cfg, 12, 0, batch=5)
+    assert torch.equal(again["hr"], data["hr"]) and again["prompt"] == data["prompt"]  # the draw is the seed's
+    spec = ViewSpec(5, (0.4, 0.6), 16.0)
+    assert _context_prompt(spec, 32, 1, (0, 0)) != _context_prompt(spec, 32, 4, (0, 0))
+    out = torch.rand(2, 3, 32, 32)                                 # zoom_state is the chain's own step
+    want = np.asarray(zoom_input(tensor_to_pil(out[1]), 4)[1])
+    assert (zoom_state(out, 4)[1].permute(1, 2, 0).numpy() == want).all()
+
+
+def test_chain_stage_trains_on_a_cached_draw_of_chain_pairs(tmp_path):
+    from cozlib.errors import ConfigError
+    from cozlib.training.sr import SRTrainConfig, make_pairs, text_encoders, train_sr
+    from cozlib.training.tiny import build_pipeline
+    cfg = SRTrainConfig.smoke(work=str(tmp_path), sr_chain_steps=3, sr_chain_pairs=6, critic_word_weight=0.1)
+    pipe = build_pipeline(cfg.seed)
+    for enc in text_encoders(pipe):
+        enc.eval().requires_grad_(False)
+    data, pre = make_pairs(cfg, "train"), []
+    _, _, stage = train_sr(pipe, data, cfg, "cpu", "perceptual", lambda s: None, pre_stages=pre)
+    assert stage.name == "sr-perceptual-chain" and stage.history[-1]["step"] == 3 and "word" in stage.history[-1]
+    assert pre[-1].name == "sr-perceptual"                        # the first part joins the stages before
+    cached = list(tmp_path.glob("chain-perceptual-6-*.pt"))
+    assert len(cached) == 1
+    log = []
+    train_sr(pipe, data, cfg, "cpu", "perceptual", log.append)    # resumed: the draw is loaded, not made again
+    assert not any("chain-state pairs made" in line for line in log)
+    for bad in (dict(sr_chain_share=0.0), dict(sr_chain_depth=0)):
+        with pytest.raises(ConfigError):
+            train_sr(pipe, data, SRTrainConfig.smoke(work=str(tmp_path / "x"), sr_chain_steps=2, **bad), "cpu", "l2", lambda s: None)
+
+
 def test_default_sr_recipe_trains_a_critic_and_no_discriminator(tmp_path):
     from cozlib.errors import ConfigError
     from cozlib.training.sr import SRTrainConfig, make_pairs, text_encoders, train_sr
@@ -357,7 +406,7 @@ def test_default_sr_recipe_trains_a_critic_and_no_discriminator(tmp_path):
         enc.eval().requires_grad_(False)
     data, pre = make_pairs(cfg, "train"), []
     _, _, stage = train_sr(pipe, data, cfg, "cpu", "perceptual", lambda s: None, pre_stages=pre)
-    assert [s.name for s in pre] == ["critic"] and stage.name == "sr-perceptual"
+    assert [s.name for s in pre] == ["critic", "sr-perceptual"] and stage.name == "sr-perceptual-chain"  # chain part on by default
     assert "critic" in stage.history[-1] and not {"g", "d"} & set(stage.history[-1])  # no GAN terms
     with pytest.raises(ConfigError, match="gan_weight"):
         train_sr(pipe, data, SRTrainConfig.smoke(work=str(tmp_path / "w2"), disc_pretrain=2), "cpu", "perceptual")

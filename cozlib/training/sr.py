@@ -108,6 +108,11 @@ class SRTrainConfig:
     lora_patch_layers: bool = True  # LoRA on the patch embedding and output projection too (pos_embed.proj, proj_out; DEMO_LORA)
     variants: list = field(default_factory=lambda: ["perceptual", "l2"])
     seed: int = 0
+    sr_chain_steps: int = 1000  # one-step stages: steps of a second part on the model's own chain states (chain_stage); 0 = off (stop 20)
+    sr_chain_pairs: int = 6000  # chain-state pairs (chain_pairs) the second part draws from
+    sr_chain_share: float = 0.5  # share of each of its batches from chain states (the rest: sr_pairs)
+    sr_chain_depth: int = 3     # a chain-state pair's view is 1..this many zoom steps below its rendered ancestor
+    lr_chain: float = 2.5e-4    # the second part's peak learning rate (cosine, as lr_sr)
     sr_own_pairs: bool = True   # the one-step stages train on their own draw of pairs (sr_pairs; seed + SR_PAIRS_SEED), not the VAE's, base model's and critic's (stop 19)
     device: str = "auto"
     threads: int = 1            # torch's CPU threads while training on the CPU: the result depends on them (float sums in another order), so one makes `make weights` independent of the core count (stop 19)
@@ -118,7 +123,8 @@ class SRTrainConfig:
     @classmethod
     def smoke(cls, **kw) -> "SRTrainConfig":
         """A few steps of everything (the test suite's run)."""
-        base = dict(pairs=48, batch=4, batch_sr=2, steps_vae=6, steps_base=6, steps_sr=6, steps_critic=6, val_pairs=4)
+        base = dict(pairs=48, batch=4, batch_sr=2, steps_vae=6, steps_base=6, steps_sr=6, steps_critic=6, val_pairs=4,
+                    sr_chain_steps=4, sr_chain_pairs=8)
         base.update(kw)
         return cls(**base)
 
@@ -141,16 +147,27 @@ def _render_pair(spec, size: int, upscale: int, context: int = 1, offset=(0.0, 0
     a ``context`` times wider window holding the view at ``offset`` (in [-1, 1]^2 of the room it
     has), seen at ``context * size`` px: what the chain's prompt says about each of its latent
     tiles (the prompt describes the whole ``process_size`` state; a tile sees a part)."""
-    from ..geometry import resize
-    from ..prompts.oracle import truth_prompt
-    from ..world import render_window, view_window, window_words
+    from ..world import render_window, view_window
     w = view_window(spec.center, spec.zoom)
-    low = render_window(spec.seed, w, size // upscale)
+    return (np.asarray(render_window(spec.seed, w, size)), _low_view(spec, size, upscale),
+            _context_prompt(spec, size, context, offset))
+
+
+def _low_view(spec, size: int, upscale: int) -> np.ndarray:
+    """The view rendered at ``size // upscale`` px, bicubic-upsampled to ``size`` (the SR input)."""
+    from ..geometry import resize
+    from ..world import render_window, view_window
+    return np.asarray(resize(render_window(spec.seed, view_window(spec.center, spec.zoom), size // upscale), size, "bicubic"))
+
+
+def _context_prompt(spec, size: int, context: int, offset) -> str:
+    """The true words of the ``context`` times wider window holding the view at ``offset`` (``_render_pair``)."""
+    from ..prompts.oracle import truth_prompt
+    from ..world import window_words
     room, half = 0.5 * (context - 1) / spec.zoom, 0.5 * context / spec.zoom
     cx, cy = spec.center[0] - offset[0] * room, spec.center[1] - offset[1] * room
     wide = (cx - half, cy - half, cx + half, cy + half)  # may reach past the base view (the world goes on there)
-    return (np.asarray(render_window(spec.seed, w, size)), np.asarray(resize(low, size, "bicubic")),
-            truth_prompt(window_words(spec.seed, wide, size * context)))
+    return truth_prompt(window_words(spec.seed, wide, size * context))
 
 
 def _zoomworld_pairs(n: int, size: int, upscale: int, split: str, seed: int, workers: int = 1, context: int = 1):
@@ -230,6 +247,64 @@ def sr_pairs(cfg: SRTrainConfig, data: dict, log=print) -> dict:
     if not cfg.sr_own_pairs:
         return data
     return cached_pairs(replace(cfg, seed=cfg.seed + SR_PAIRS_SEED), "train", cfg.pairs, True, log)
+
+
+# -- chain states: the one-step model's own outputs as inputs (sr_chain_steps) ----------------------
+
+def _render_chain_item(item, size: int, upscale: int, context: int):
+    """The truth a chain-state pair needs (``chain_pairs``): the view's HR and own words, the low-res
+    view of its oldest ancestor (``depth`` zoom steps out, same centre) and every level's prompt,
+    oldest first, the view's last."""
+    from dataclasses import replace
+    from ..prompts.oracle import truth_prompt
+    from ..world import render_window, view_window, window_words
+    spec, offset, depth = item
+    levels = [replace(spec, zoom=spec.zoom / upscale ** j) for j in range(depth, -1, -1)]
+    hr = np.asarray(render_window(spec.seed, view_window(spec.center, spec.zoom), size))
+    own = truth_prompt(window_words(spec.seed, view_window(spec.center, spec.zoom), size))
+    return hr, _low_view(levels[0], size, upscale), [_context_prompt(v, size, context, offset) for v in levels], own
+
+
+def zoom_state(out, upscale: int):
+    """One chain step on model outputs [N, 3, S, S] in [0, 1]: each 8-bit state's centre
+    1/``upscale`` crop, BICUBIC-upsampled back to S px (``geometry.zoom_input``: what the chain feeds
+    the backbone next), as uint8 [N, 3, S, S]."""
+    import torch
+    from ..geometry import zoom_input
+    from ..imageio import tensor_to_pil
+    rows = [np.asarray(zoom_input(tensor_to_pil(o), upscale)[1]) for o in out]
+    return torch.from_numpy(np.stack(rows)).permute(0, 3, 1, 2).contiguous()
+
+
+def chain_pairs(model, cfg: SRTrainConfig, n: int, seed: int, log=print, batch: int = 32) -> dict:
+    """``n`` ZoomWorld pairs whose LR input is a chain state the one-step ``model`` made itself
+    (PAPER.md section 2: x_i is built from x_{i-1}, the model's own output, not a render): a view's
+    ancestor 1..``cfg.sr_chain_depth`` zoom steps out is rendered at low res, then the model runs
+    the chain down to the view with each level's true words (or, for a ``prompt_dropout_sr`` share
+    of the views, with null prompts all the way, as a null-prompt chain does). The HR is the view's
+    exact render and the prompt its ``prompt_context`` window's words, so a pair asks the model to
+    bring a drifted state back to the truth the words name. Same dict as ``make_pairs``."""
+    import functools
+    import torch
+    from ..runtime import parallel_map
+    from ..world.datasets import sample_specs
+    rng = np.random.default_rng([seed, 13])
+    specs = sample_specs("train", n, [4 ** (k / 2) for k in range(13)], rng)
+    offsets = [tuple(o) for o in rng.uniform(-1, 1, (n, 2))]
+    depths = rng.integers(1, cfg.sr_chain_depth + 1, n)
+    worded = rng.random(n) >= cfg.prompt_dropout_sr
+    rows = parallel_map(functools.partial(_render_chain_item, size=cfg.size, upscale=cfg.upscale, context=cfg.prompt_context),
+                        list(zip(specs, offsets, (int(d) for d in depths))), cfg.workers)
+    hr, low, levels, own = (list(x) for x in zip(*rows))
+    lr = torch.from_numpy(np.stack(low)).permute(0, 3, 1, 2).contiguous()
+    for t in range(int(depths.max())):  # level t of every view with more than t steps to go
+        idx = [i for i in range(n) if depths[i] > t]
+        for j in range(0, len(idx), batch):
+            b = idx[j:j + batch]
+            prompts = [levels[i][t] if worded[i] else "" for i in b]
+            lr[b] = zoom_state(model(lr[b].float() / 255, prompts), cfg.upscale)
+    to_t = lambda a: torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).contiguous()  # noqa: E731
+    return {"hr": to_t(hr), "lr": lr, "prompt": [lv[-1] for lv in levels], "words": own}
 
 
 def own_words(data: dict) -> dict:
@@ -784,11 +859,16 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
         fopt = torch.optim.AdamW(fake_params, lr=cfg.lr_sr, weight_decay=0.0)
         mods.update(fake=fake, fopt=fopt)
 
-    def step(i: int) -> dict:
+    def draw_pairs(i: int):
+        """Step ``i``'s batch from ``data``: (hr, lr, prompts, the views' own words or None)."""
         hr, lr, prompts = batch_of(data, i, cfg.batch_sr, cfg.seed + 3, device, cfg.prompt_dropout_sr, cfg.colour_aug)
-        lr = degrade_lr(lr, cfg.degrade_blur, cfg.degrade_noise, cfg.seed + 3, i)
+        words = batch_words(data, i, cfg.batch_sr, cfg.seed + 3) if cfg.critic_word_weight > 0 else None
+        return hr, degrade_lr(lr, cfg.degrade_blur, cfg.degrade_noise, cfg.seed + 3, i), prompts, words
+
+    def step(i: int, draw=draw_pairs, steps: int = cfg.steps_sr, base_lr: float = cfg.lr_sr) -> dict:
+        hr, lr, prompts, words = draw(i)
         for g in opt.param_groups:
-            g["lr"] = cosine_lr(i, cfg.steps_sr, cfg.lr_sr)
+            g["lr"] = cosine_lr(i, steps, base_lr)
         pe, pooled = encode(prompts)
         cond = word_vector(prompts, device) if cfg.disc_words else pooled
         with autocast(device):
@@ -802,7 +882,7 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
                 row["critic"] = l_critic.item()
                 if cfg.critic_word_weight > 0:
                     worded = torch.tensor([bool(p) for p in prompts], device=out.device)
-                    l_word = critic_word_loss(critic, out, batch_words(data, i, cfg.batch_sr, cfg.seed + 3), worded)
+                    l_word = critic_word_loss(critic, out, words, worded)
                     loss = loss + cfg.critic_word_weight * l_word
                     row["word"] = l_word.item()
             if perceptual and cfg.texture_weight > 0:
@@ -860,9 +940,61 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
         return row
 
     stage.run(step, log)
+    if cfg.sr_chain_steps > 0:
+        stage = chain_stage(model, mods, data, cfg, device, variant, stage, step, pre, log)
     model.transformer.eval()
     model.vae.eval()
     return model, names, stage
+
+
+def chain_stage(model, mods: dict, data: dict, cfg: SRTrainConfig, device: str, variant: str,
+                first: Stage, step, pre: list, log=print) -> Stage:
+    """The one-step stage's second part (``cfg.sr_chain_steps``): ``chain_pairs`` made by the model
+    as ``first`` left it, then training goes on with a ``sr_chain_share`` of every batch from them
+    (the rest from ``data``), a fresh cosine schedule from ``lr_chain``. ``first`` joins ``pre``;
+    the new stage is returned. The chain pairs are cached under ``cfg.work``, keyed by the weights
+    ``first`` left, so a resumed run sees the pairs an uninterrupted one would."""
+    import functools
+    import hashlib
+    import torch
+    from ..world import RENDER_VERSION
+    if not 0.0 < cfg.sr_chain_share <= 1.0:
+        raise ConfigError(f"sr_chain_share is the share of each batch from chain states, in (0, 1]; got {cfg.sr_chain_share!r}")
+    if not isinstance(cfg.sr_chain_depth, int) or cfg.sr_chain_depth < 1:
+        raise ConfigError(f"sr_chain_depth must be a whole number >= 1 (zoom steps before the view), got {cfg.sr_chain_depth!r}")
+    pre.append(first)
+    h = hashlib.sha256()
+    for net in (model.transformer, model.vae):  # the weights the first part left (not its file: that holds timings too)
+        for name, p in net.named_parameters():
+            if p.requires_grad:
+                h.update(name.encode() + p.detach().float().cpu().numpy().tobytes())
+    digest = h.hexdigest()[:12]
+    path = Path(cfg.work) / (f"chain-{variant}-{cfg.sr_chain_pairs}-{cfg.size}-{cfg.seed}-d{cfg.sr_chain_depth}"
+                             f"-c{cfg.prompt_context}-{digest}-r{RENDER_VERSION}.pt")
+    if path.is_file():
+        chain = torch.load(path, weights_only=False)
+    else:
+        t = time.perf_counter()
+        model.transformer.eval()
+        model.vae.eval()
+        chain = chain_pairs(model, cfg, cfg.sr_chain_pairs, cfg.seed + 2 * SR_PAIRS_SEED, log)
+        save_torch(chain, path)
+        log(f"[data] {cfg.sr_chain_pairs} chain-state pairs made in {time.perf_counter() - t:.0f} s")
+    model.transformer.train()
+    model.vae.train()
+    k = int(round(cfg.batch_sr * cfg.sr_chain_share))
+
+    def draw_mixed(i: int):
+        """Step ``i``'s batch: ``batch_sr - k`` samples from ``data``, ``k`` from the chain pairs."""
+        parts = [(d, n, sd) for d, n, sd in ((data, cfg.batch_sr - k, cfg.seed + 5), (chain, k, cfg.seed + 6)) if n]
+        drawn = [batch_of(d, i, n, sd, device, cfg.prompt_dropout_sr, cfg.colour_aug) for d, n, sd in parts]
+        hr, lr = torch.cat([b[0] for b in drawn]), torch.cat([b[1] for b in drawn])
+        prompts = [p for b in drawn for p in b[2]]
+        words = [w for d, n, sd in parts for w in batch_words(d, i, n, sd)] if cfg.critic_word_weight > 0 else None
+        return hr, degrade_lr(lr, cfg.degrade_blur, cfg.degrade_noise, cfg.seed + 5, i), prompts, words
+
+    stage = Stage(f"sr-{variant}-chain", cfg.sr_chain_steps, Path(cfg.work) / "ckpt", mods)
+    return stage.run(functools.partial(step, draw=draw_mixed, steps=cfg.sr_chain_steps, base_lr=cfg.lr_chain), log)
 
 
 # -- evaluation and export -----------------------------------------------------------------------
@@ -983,14 +1115,16 @@ BUDGET_SHARES = {"vae": 0.12, "base": 0.43, "sr": 0.45}
 def plan_steps(cfg: SRTrainConfig, seconds: float, pipe, data, device: str, probe: int = 30, log=print) -> SRTrainConfig:
     """Step counts that fit the stages into ``seconds`` on this device: each stage runs ``probe``
     steps on a throw-away copy of the model (warm-up included, so the estimate errs short), then its
-    share of the budget (BUDGET_SHARES; the SR share split over the variants) sets its steps."""
+    share of the budget (BUDGET_SHARES; the SR share split over the variants) sets its steps. The
+    one-step stages' chain part (``sr_chain_steps``) keeps its ratio to their first part and runs,
+    with its pair generation, outside the budget."""
     import tempfile
     from dataclasses import replace
     quiet = lambda *_: None  # noqa: E731
     with tempfile.TemporaryDirectory() as tmp:
         # the options' pre-stages (critic, disc pretraining) are only probed here; the real run gives
         # them their full steps, outside the budget
-        c = replace(cfg, work=tmp, steps_vae=probe, steps_base=probe, steps_sr=probe,
+        c = replace(cfg, work=tmp, steps_vae=probe, steps_base=probe, steps_sr=probe, sr_chain_steps=0,
                     steps_critic=min(cfg.steps_critic, probe), disc_pretrain=min(cfg.disc_pretrain, probe))
         p = copy.copy(pipe)
         for part in ("transformer", "vae", "text_encoder", "text_encoder_2", "text_encoder_3"):
@@ -999,9 +1133,11 @@ def plan_steps(cfg: SRTrainConfig, seconds: float, pipe, data, device: str, prob
                     "base": train_base(p, data, c, device, quiet).wall_s / probe}
         per_step["sr"] = sum(train_sr(p, data, c, device, v, quiet)[2].wall_s / probe for v in cfg.variants)
     steps = {k: max(probe, int(seconds * BUDGET_SHARES[k] / per_step[k])) for k in per_step}
+    chain = round(steps["sr"] * cfg.sr_chain_steps / max(cfg.steps_sr, 1))  # the chain part keeps its ratio to the first
     log("[plan] s/step " + " ".join(f"{k} {v * 1000:.1f} ms" for k, v in per_step.items())
-        + f" -> steps vae {steps['vae']}, base {steps['base']}, sr {steps['sr']} for {seconds / 60:.1f} min")
-    return replace(cfg, steps_vae=steps["vae"], steps_base=steps["base"], steps_sr=steps["sr"])
+        + f" -> steps vae {steps['vae']}, base {steps['base']}, sr {steps['sr']} (+ chain part {chain}, outside the budget)"
+        + f" for {seconds / 60:.1f} min")
+    return replace(cfg, steps_vae=steps["vae"], steps_base=steps["base"], steps_sr=steps["sr"], sr_chain_steps=chain)
 
 
 def _device_name(device: str) -> str:

@@ -55,7 +55,7 @@ def sr_stages(device: str, steps: int = 20, pairs: int = 64, preset: str = "cpu"
             walls = []
             for k, n in enumerate((warm, warm, warm + steps)):
                 c = replace(cfg, work=f"{tmp}/{name}-{k}", steps_vae=n, steps_base=n, steps_sr=n,
-                            steps_critic=2)  # the SR stage is timed, not its critic
+                            steps_critic=2, sr_chain_steps=0)  # the SR stage is timed, not its critic or chain part
                 p = copy.copy(pipe)
                 p.transformer, p.vae = copy.deepcopy(pipe.transformer), copy.deepcopy(pipe.vae)
                 _reset_peak(device)
