@@ -15,7 +15,8 @@ and wrong words (lower = the words help it predict the image), natural colours a
 (2) the one-step model on the val pairs (PSNR, texture distance) with true / null / wrong words;
 (3) CoZ (256 px, 4 steps) on test scenes (``--scenes``; notebook 06 uses the first 18, runs 1-15
 used the first 6) with oracle / null / wrong prompts: the SR issue's test (oracle < null < wrong at
-64x). About 35 min on the 2-core CPU with the defaults (2000 SR steps, 800 critic steps).
+64x), then per zoom the per-scene differences oracle - null and null - wrong (with ``--vlm`` also
+multi-scale VLM - null: the prompt issue's test) with 95% bootstrap intervals. About 35 min on the 2-core CPU with the defaults (2000 SR steps, 800 critic steps).
 ``--weights FOLDER`` skips the training and measures (3) for a trained folder; ``--base FOLDER``
 skips the base stage (that folder's VAE and base model; with ``--critic``, a trained critic's
 checkpoint) and trains the one-step stage alone, with its own seed (``--sr-seed``): the run-to-run
@@ -63,13 +64,31 @@ def flow_losses(pipe, val, sigmas=(0.5, 0.8, 0.95), draws: int = 4) -> dict:
     return out
 
 
-def chain_texture(weights: Path, cache_dir: Path, seeds: list[int]) -> list[dict]:
-    """(3): CoZ with oracle / null / wrong prompts against direct SR on the scenes ``seeds``."""
+def differences(rows: list[dict], pairs: list[tuple[str, str]], mags=(4, 16, 64, 256)) -> list[dict]:
+    """Per zoom, the per-scene texture difference a - b of CoZ with prompt sources a and b, its 95%
+    bootstrap interval (``experiments.paired_difference``) and on how many scenes a is ahead."""
+    from cozlib import experiments
+    out = []
+    for a, b in pairs:
+        for x in mags:
+            va, vb = ({r["image"]: r["value"] for r in rows if r["metric"] == "texture"
+                       and r["method"] == f"CoZ {p} (OSEDiff)" and r["magnification"] == x} for p in (a, b))
+            keys = sorted(va)
+            d, lo, hi, n = experiments.paired_difference([va[k] for k in keys], [vb[k] for k in keys])
+            out.append({"zoom": f"{x}x", f"{a} - {b}": round(d, 4), "95%": [round(lo, 4), round(hi, 4)],
+                        f"{a} ahead": f"{sum(va[k] < vb[k] for k in keys)}/{n}"})
+    return out
+
+
+def chain_texture(weights: Path, cache_dir: Path, seeds: list[int], vlm: bool = False) -> list[dict]:
+    """(3): CoZ with oracle / null / wrong prompts (and with ``vlm`` the multi-scale VLM's) against
+    direct SR on the scenes ``seeds``; then the paired differences with their intervals."""
     from cozlib import experiments
     from cozlib.chain import ChainCache, ChainConfig
     os.environ["COZ_OSEDIFF_DEMO"] = str(weights)
     images, sources = experiments.world_inputs(seeds, 256)
     labels = ["Direct SR (OSEDiff)", "CoZ null (OSEDiff)", "CoZ oracle (OSEDiff)", "CoZ wrong (OSEDiff)"]
+    labels += ["CoZ VLM (OSEDiff)"] if vlm else []
     methods = experiments.methods_by_label(labels, experiments.world_methods("osediff-demo", None))
     cache = ChainCache(cache_dir)
     results = experiments.run_methods(images, methods, ChainConfig(upscale=4, steps=4, process_size=256, seed=42),
@@ -80,7 +99,11 @@ def chain_texture(weights: Path, cache_dir: Path, seeds: list[int]) -> list[dict
     header, orderings = experiments.prompt_orderings(rows, mags)
     table = [{"direct SR": round(direct[x], 3), **{k: round(v, 3) if isinstance(v, float) else v
                                                    for k, v in zip(header, row)}} for x, row in zip(mags, orderings)]
-    return table
+    if vlm:
+        means = experiments.per_scale_means(rows, "texture")["CoZ VLM (OSEDiff)"]
+        for row, x in zip(table, mags):
+            row["VLM"] = round(means[x], 3)
+    return table + differences(rows, [("oracle", "null"), ("null", "wrong")] + ([("VLM", "null")] if vlm else []), mags)
 
 
 def main() -> None:
@@ -99,13 +122,14 @@ def main() -> None:
     ap.add_argument("--base", default=None, help="a trained folder whose VAE and base model to keep (no base stage)")
     ap.add_argument("--critic", default=None, help="with --base: a trained critic checkpoint (critic.pt) to reuse")
     ap.add_argument("--sr-seed", type=int, default=None, help="the one-step stage's seed (default the config's)")
+    ap.add_argument("--vlm", action="store_true", help="with --weights: CoZ with the multi-scale demo VLM's prompts too")
     args = ap.parse_args()
     set_threads(int(os.environ.get("COZ_THREADS", "2")))
     lo, hi = (int(x) for x in args.scenes.split(":"))
     first = {"test": 1_010_000, "val": 1_000_000}[args.split]
     seeds = [first + i for i in range(lo, hi)]
     if args.weights:
-        for row in chain_texture(resolve(args.weights), Path(args.work) / "cache", seeds):
+        for row in chain_texture(resolve(args.weights), Path(args.work) / "cache", seeds, args.vlm):
             print("[chain]", json.dumps(row), flush=True)
         return
     types = {f.name for f in fields(SRTrainConfig)}
