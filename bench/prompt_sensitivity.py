@@ -16,7 +16,8 @@ and wrong words (lower = the words help it predict the image), natural colours a
 (3) CoZ (256 px, 4 steps) on test scenes (``--scenes``; notebook 06 uses the first 18, runs 1-15
 used the first 6) with oracle / null / wrong prompts: the SR issue's test (oracle < null < wrong at
 64x), then per zoom the per-scene differences oracle - null and null - wrong (with ``--vlm`` also
-multi-scale VLM - null: the prompt issue's test) with 95% bootstrap intervals. About 35 min on the 2-core CPU with the defaults (2000 SR steps, 800 critic steps).
+multi-scale VLM - null: the prompt issue's test; and the VLMs' hallucination inside their chains,
+multi-scale against single-image) with 95% bootstrap intervals. About 35 min on the 2-core CPU with the defaults (2000 SR steps, 800 critic steps).
 ``--weights FOLDER`` skips the training and measures (3) for a trained folder; ``--base FOLDER``
 skips the base stage (that folder's VAE and base model; with ``--critic``, a trained critic's
 checkpoint) and trains the one-step stage alone, with its own seed (``--sr-seed``): the run-to-run
@@ -88,7 +89,7 @@ def chain_texture(weights: Path, cache_dir: Path, seeds: list[int], vlm: bool = 
     os.environ["COZ_OSEDIFF_DEMO"] = str(weights)
     images, sources = experiments.world_inputs(seeds, 256)
     labels = ["Direct SR (OSEDiff)", "CoZ null (OSEDiff)", "CoZ oracle (OSEDiff)", "CoZ wrong (OSEDiff)"]
-    labels += ["CoZ VLM (OSEDiff)"] if vlm else []
+    labels += ["CoZ VLM (OSEDiff)", "CoZ VLM single (OSEDiff)"] if vlm else []
     methods = experiments.methods_by_label(labels, experiments.world_methods("osediff-demo", None))
     cache = ChainCache(cache_dir)
     results = experiments.run_methods(images, methods, ChainConfig(upscale=4, steps=4, process_size=256, seed=42),
@@ -103,7 +104,25 @@ def chain_texture(weights: Path, cache_dir: Path, seeds: list[int], vlm: bool = 
         means = experiments.per_scale_means(rows, "texture")["CoZ VLM (OSEDiff)"]
         for row, x in zip(table, mags):
             row["VLM"] = round(means[x], 3)
-    return table + differences(rows, [("oracle", "null"), ("null", "wrong")] + ([("VLM", "null")] if vlm else []), mags)
+    table += differences(rows, [("oracle", "null"), ("null", "wrong")] + ([("VLM", "null"), ("VLM single", "null")] if vlm else []), mags)
+    return table + (chain_hallucination(experiments.chain_prompt_scores(results), mags) if vlm else [])
+
+
+def chain_hallucination(rows: list[dict], mags=(4, 16, 64, 256)) -> list[dict]:
+    """Per zoom, the hallucination of the prompts the multi-scale and the single-image VLM gave
+    inside their own chains, and multi - single per scene (where both named a word) with its 95%
+    bootstrap interval: the prompt issue's first test, read in chains."""
+    from cozlib import experiments
+    out = []
+    for x in mags:
+        per = [{r["image"]: r["value"] for r in rows if r["metric"] == "hallucination" and r["magnification"] == x
+                and r["method"] == f"CoZ {v} (OSEDiff)"} for v in ("VLM", "VLM single")]
+        keys = sorted(per[0])
+        d, lo, hi, n = experiments.paired_difference([per[0][k] for k in keys], [per[1].get(k, float("nan")) for k in keys])
+        mean = lambda v: float(np.nanmean(list(v.values())))  # noqa: E731
+        out.append({"zoom": f"{x}x", "hallucination multi": round(mean(per[0]), 3), "single": round(mean(per[1]), 3),
+                    "multi - single": round(d, 4), "95%": [round(lo, 4), round(hi, 4)], "scenes": n})
+    return out
 
 
 def main() -> None:
@@ -122,7 +141,7 @@ def main() -> None:
     ap.add_argument("--base", default=None, help="a trained folder whose VAE and base model to keep (no base stage)")
     ap.add_argument("--critic", default=None, help="with --base: a trained critic checkpoint (critic.pt) to reuse")
     ap.add_argument("--sr-seed", type=int, default=None, help="the one-step stage's seed (default the config's)")
-    ap.add_argument("--vlm", action="store_true", help="with --weights: CoZ with the multi-scale demo VLM's prompts too")
+    ap.add_argument("--vlm", action="store_true", help="with --weights: CoZ with the demo VLMs' prompts too (multi-scale and single-image) and their hallucination in the chains")
     args = ap.parse_args()
     set_threads(int(os.environ.get("COZ_THREADS", "2")))
     lo, hi = (int(x) for x in args.scenes.split(":"))
