@@ -17,7 +17,7 @@ and wrong words (lower = the words help it predict the image), natural colours a
 used the first 6) with oracle / null / wrong prompts: the SR issue's test (oracle < null < wrong at
 64x), then per zoom the per-scene differences oracle - null and null - wrong (with ``--vlm`` also
 multi-scale VLM - null: the prompt issue's test; and the VLMs' hallucination inside their chains,
-multi-scale against single-image) with 95% bootstrap intervals. About 35 min on the 2-core CPU with the defaults (2000 SR steps, 800 critic steps).
+multi-scale against single-image) with 95% bootstrap intervals. About 35 min on the 2-core CPU with stop 18's defaults (2000 SR steps, 800 critic steps); the chain part (stop 20) adds about 9 min.
 ``--weights FOLDER`` skips the training and measures (3) for a trained folder; ``--base FOLDER``
 skips the base stage (that folder's VAE and base model; with ``--critic``, a trained critic's
 checkpoint) and trains the one-step stage alone, with its own seed (``--sr-seed``): the run-to-run

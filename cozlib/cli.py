@@ -92,7 +92,7 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--work", default=None, help="checkpoints and cached data (default build/train/osediff-demo)")
     t.add_argument("--device", default="auto")
     t.add_argument("--smoke", action="store_true", help="a few steps of every stage (tests)")
-    t.add_argument("--steps", type=int, default=None, help="override every stage's step count")
+    t.add_argument("--steps", type=int, default=None, help="override every stage's step count (sr: the one-step stages' chain part keeps its ratio to their first part)")
     t.add_argument("--preset", choices=("auto", "cpu", "cuda"), default="auto",
                    help="data and batch sizes: cpu (the committed recipe's default) or cuda (one big GPU); "
                         "auto = cuda when --device resolves to CUDA")
@@ -305,8 +305,9 @@ def _cmd_train(args) -> int:
         if getattr(args, key):
             setattr(cfg, key, getattr(args, key))
     if args.steps:
+        ratio = cfg.sr_chain_steps / max(cfg.steps_sr, 1)  # the one-step stages' chain part keeps its share (0: off)
         cfg.steps_vae = cfg.steps_base = cfg.steps_sr = cfg.steps_critic = args.steps
-        cfg.sr_chain_steps = min(cfg.sr_chain_steps, args.steps)  # the chain part stays off where it was off
+        cfg.sr_chain_steps = round(args.steps * ratio)
     train(cfg, minutes=args.minutes)
     return 0
 

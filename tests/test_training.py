@@ -350,8 +350,7 @@ def test_sr_own_pairs_draws_other_views_for_the_one_step_stage(tmp_path):
 def test_chain_pairs_feed_the_model_its_own_zoomed_outputs_with_each_levels_words():
     from cozlib.geometry import zoom_input
     from cozlib.imageio import tensor_to_pil
-    from cozlib.training.sr import SRTrainConfig, _context_prompt, chain_pairs, zoom_state
-    from cozlib.world.datasets import ViewSpec
+    from cozlib.training.sr import SRTrainConfig, _context_prompt, chain_draw, chain_levels, chain_pairs, zoom_state
     calls = []
 
     def flat(x, prompts):  # a "model" whose output is one flat colour per call: the LR must come from it
@@ -360,17 +359,23 @@ def test_chain_pairs_feed_the_model_its_own_zoomed_outputs_with_each_levels_word
     cfg = SRTrainConfig.smoke(size=32, sr_chain_depth=3, prompt_dropout_sr=0.5)
     data = chain_pairs(flat, cfg, 12, 0, batch=4)
     assert data["hr"].shape == data["lr"].shape == (12, 3, 32, 32) and data["lr"].dtype == torch.uint8
-    assert len(data["prompt"]) == len(data["words"]) == 12
     assert all(len(torch.unique(v)) == 1 for v in data["lr"])     # every input is a zoomed model output
-    assert 12 <= sum(map(len, calls)) <= 36                        # one call per level: depths 1..3
-    assert any(p == "" for c in calls for p in c) and any(p for c in calls for p in c)  # null chains and worded ones
+    specs, offsets, depths, worded = chain_draw(cfg, 12, 0)
+    assert set(depths) <= {1, 2, 3} and worded.any() and not worded.all()
+    want = []                                                      # level t of every view deeper than t, in batches of 4
+    for t in range(int(depths.max())):
+        idx = [i for i in range(12) if depths[i] > t]
+        for j in range(0, len(idx), 4):
+            want.append([_context_prompt(chain_levels(specs[i], int(depths[i]), 4)[t], 32, cfg.prompt_context, offsets[i])
+                         if worded[i] else "" for i in idx[j:j + 4]])
+    assert calls == want                                          # each level's own words, null chains all null
+    assert data["prompt"] == [_context_prompt(s, 32, cfg.prompt_context, o) for s, o in zip(specs, offsets)]
+    assert [v.zoom for v in chain_levels(specs[0], 2, 4)] == [specs[0].zoom / 16, specs[0].zoom / 4, specs[0].zoom]
     again = chain_pairs(lambda x, p: torch.full_like(x, 0.5), cfg, 12, 0, batch=5)
     assert torch.equal(again["hr"], data["hr"]) and again["prompt"] == data["prompt"]  # the draw is the seed's
-    spec = ViewSpec(5, (0.4, 0.6), 16.0)
-    assert _context_prompt(spec, 32, 1, (0, 0)) != _context_prompt(spec, 32, 4, (0, 0))
     out = torch.rand(2, 3, 32, 32)                                 # zoom_state is the chain's own step
-    want = np.asarray(zoom_input(tensor_to_pil(out[1]), 4)[1])
-    assert (zoom_state(out, 4)[1].permute(1, 2, 0).numpy() == want).all()
+    want_img = np.asarray(zoom_input(tensor_to_pil(out[1]), 4)[1])
+    assert (zoom_state(out, 4)[1].permute(1, 2, 0).numpy() == want_img).all()
 
 
 def test_chain_stage_trains_on_a_cached_draw_of_chain_pairs(tmp_path):
@@ -385,14 +390,15 @@ def test_chain_stage_trains_on_a_cached_draw_of_chain_pairs(tmp_path):
     _, _, stage = train_sr(pipe, data, cfg, "cpu", "perceptual", lambda s: None, pre_stages=pre)
     assert stage.name == "sr-perceptual-chain" and stage.history[-1]["step"] == 3 and "word" in stage.history[-1]
     assert pre[-1].name == "sr-perceptual"                        # the first part joins the stages before
-    cached = list(tmp_path.glob("chain-perceptual-6-*.pt"))
-    assert len(cached) == 1
+    (cached,) = tmp_path.glob("chain-perceptual-6-*.pt")
+    cached.unlink()
     log = []
-    train_sr(pipe, data, cfg, "cpu", "perceptual", log.append)    # resumed: the draw is loaded, not made again
-    assert not any("chain-state pairs made" in line for line in log)
-    for bad in (dict(sr_chain_share=0.0), dict(sr_chain_depth=0)):
-        with pytest.raises(ConfigError):
+    train_sr(pipe, data, cfg, "cpu", "perceptual", log.append)    # finished: loaded, its pairs not made again
+    assert any("sr-perceptual-chain] done" in line for line in log) and not list(tmp_path.glob("chain-*.pt"))
+    for bad in (dict(sr_chain_share=0.0), dict(sr_chain_share=0.1), dict(sr_chain_depth=0), dict(sr_chain_pairs=0)):
+        with pytest.raises(ConfigError, match="sr_chain"):        # before the first part trains
             train_sr(pipe, data, SRTrainConfig.smoke(work=str(tmp_path / "x"), sr_chain_steps=2, **bad), "cpu", "l2", lambda s: None)
+    assert not (tmp_path / "x" / "ckpt").exists()
 
 
 def test_default_sr_recipe_trains_a_critic_and_no_discriminator(tmp_path):

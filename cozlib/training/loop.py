@@ -65,6 +65,14 @@ class Stage:
                     "extra": self.extra, "history": self.history, "wall_s": self.wall_s,
                     "rng": torch.get_rng_state(), "identity": self.identity()}, self.path)
 
+    def finished(self) -> bool:
+        """Whether this stage's checkpoint holds all its steps (of this world): ``run`` would only load it."""
+        import torch
+        if not self.path.is_file():
+            return False
+        ck = torch.load(self.path, map_location="cpu", weights_only=False)  # our own file
+        return ck.get("identity", self.identity()) == self.identity() and int(ck["step"]) >= self.steps
+
     def _load(self, log: Callable[[str], None] = print) -> int:
         import torch
         if not self.path.is_file():

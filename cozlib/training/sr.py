@@ -50,6 +50,7 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -134,7 +135,7 @@ class SRTrainConfig:
         ``plan_steps`` from a time budget; the model and the losses are the CPU recipe's. Measured on
         an H200 (``--minutes 5``, the earlier GAN recipe): see the README's training section."""
         base = dict(pairs=20000, batch=64, batch_sr=32,
-                    steps_vae=4000, steps_base=12000, steps_sr=4000,
+                    steps_vae=4000, steps_base=12000, steps_sr=4000, sr_chain_steps=2000,  # the CPU recipe's 1:2 (not run on a GPU yet)
                     device="cuda", workers=max(1, (os.cpu_count() or 2) - 1))
         base.update(kw)
         return cls(**base)
@@ -220,7 +221,6 @@ def _photo_pairs(n: int, size: int, upscale: int, seed: int):
 def make_pairs(cfg: SRTrainConfig, split: str = "train", n: int | None = None, photos: bool = True) -> dict:
     """{'hr', 'lr' uint8 [N, 3, S, S] (lr = bicubic-upsampled low-res view), 'prompt': [str] (the
     ``prompt_context`` window's words), 'words': [str] (the view's own; photos: '')}."""
-    import torch
     n = n or cfg.pairs
     if not isinstance(cfg.prompt_context, int) or cfg.prompt_context < 1:
         raise ConfigError(f"prompt_context must be a whole number >= 1 (the prompt's window over the view's), got {cfg.prompt_context!r}")
@@ -229,8 +229,13 @@ def make_pairs(cfg: SRTrainConfig, split: str = "train", n: int | None = None, p
     if n_photo:
         h2, l2, p2 = _photo_pairs(n_photo, cfg.size, cfg.upscale, cfg.seed)
         hr, lr, pr, own = hr + h2, lr + l2, pr + p2, own + p2
-    to_t = lambda a: torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).contiguous()  # noqa: E731
-    return {"hr": to_t(hr), "lr": to_t(lr), "prompt": pr, "words": own}
+    return {"hr": _to_nchw(hr), "lr": _to_nchw(lr), "prompt": pr, "words": own}
+
+
+def _to_nchw(images: list[np.ndarray]):
+    """HWC uint8 images -> one uint8 tensor [N, 3, H, W]."""
+    import torch
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
 
 
 #: ``SRTrainConfig.sr_own_pairs``: the one-step stages' pairs are drawn with ``seed + SR_PAIRS_SEED``.
@@ -251,60 +256,70 @@ def sr_pairs(cfg: SRTrainConfig, data: dict, log=print) -> dict:
 
 # -- chain states: the one-step model's own outputs as inputs (sr_chain_steps) ----------------------
 
-def _render_chain_item(item, size: int, upscale: int, context: int):
+def _render_chain_item(item: tuple, size: int, upscale: int, context: int) -> tuple:
     """The truth a chain-state pair needs (``chain_pairs``): the view's HR and own words, the low-res
-    view of its oldest ancestor (``depth`` zoom steps out, same centre) and every level's prompt,
-    oldest first, the view's last."""
-    from dataclasses import replace
+    view of its oldest ancestor (``depth`` zoom steps out, same centre: the chain's x_{i-depth}) and
+    every level's prompt (PAPER.md section 2's c_i), oldest first, the view's last."""
     from ..prompts.oracle import truth_prompt
     from ..world import render_window, view_window, window_words
     spec, offset, depth = item
-    levels = [replace(spec, zoom=spec.zoom / upscale ** j) for j in range(depth, -1, -1)]
-    hr = np.asarray(render_window(spec.seed, view_window(spec.center, spec.zoom), size))
-    own = truth_prompt(window_words(spec.seed, view_window(spec.center, spec.zoom), size))
+    levels = chain_levels(spec, depth, upscale)
+    w = view_window(spec.center, spec.zoom)
+    hr, own = np.asarray(render_window(spec.seed, w, size)), truth_prompt(window_words(spec.seed, w, size))
     return hr, _low_view(levels[0], size, upscale), [_context_prompt(v, size, context, offset) for v in levels], own
 
 
+def chain_levels(spec, depth: int, upscale: int) -> list:
+    """The views a chain passes through on its way to ``spec``: ``depth`` ancestors with the same
+    centre, each ``upscale`` times wider than the next (oldest first), then the view itself."""
+    from dataclasses import replace
+    return [replace(spec, zoom=spec.zoom / upscale ** j) for j in range(depth, -1, -1)]
+
+
 def zoom_state(out, upscale: int):
-    """One chain step on model outputs [N, 3, S, S] in [0, 1]: each 8-bit state's centre
-    1/``upscale`` crop, BICUBIC-upsampled back to S px (``geometry.zoom_input``: what the chain feeds
-    the backbone next), as uint8 [N, 3, S, S]."""
-    import torch
+    """One chain step (PAPER.md section 2) on model outputs [N, 3, S, S] in [0, 1]: each 8-bit
+    state's centre 1/``upscale`` crop, BICUBIC-upsampled back to S px (``geometry.zoom_input``, what
+    the chain feeds the backbone next), as a uint8 tensor [N, 3, S, S]."""
     from ..geometry import zoom_input
     from ..imageio import tensor_to_pil
-    rows = [np.asarray(zoom_input(tensor_to_pil(o), upscale)[1]) for o in out]
-    return torch.from_numpy(np.stack(rows)).permute(0, 3, 1, 2).contiguous()
+    return _to_nchw([np.asarray(zoom_input(tensor_to_pil(o), upscale)[1]) for o in out])
 
 
-def chain_pairs(model, cfg: SRTrainConfig, n: int, seed: int, log=print, batch: int = 32) -> dict:
-    """``n`` ZoomWorld pairs whose LR input is a chain state the one-step ``model`` made itself
-    (PAPER.md section 2: x_i is built from x_{i-1}, the model's own output, not a render): a view's
-    ancestor 1..``cfg.sr_chain_depth`` zoom steps out is rendered at low res, then the model runs
-    the chain down to the view with each level's true words (or, for a ``prompt_dropout_sr`` share
-    of the views, with null prompts all the way, as a null-prompt chain does). The HR is the view's
-    exact render and the prompt its ``prompt_context`` window's words, so a pair asks the model to
-    bring a drifted state back to the truth the words name. Same dict as ``make_pairs``."""
-    import functools
-    import torch
-    from ..runtime import parallel_map
+def chain_draw(cfg: SRTrainConfig, n: int, seed: int) -> tuple[list, list, np.ndarray, np.ndarray]:
+    """``chain_pairs``' seeded draw: (views, prompt-window offsets, depths 1..``sr_chain_depth``,
+    whether each view's chain is worded)."""
     from ..world.datasets import sample_specs
     rng = np.random.default_rng([seed, 13])
     specs = sample_specs("train", n, [4 ** (k / 2) for k in range(13)], rng)
     offsets = [tuple(o) for o in rng.uniform(-1, 1, (n, 2))]
     depths = rng.integers(1, cfg.sr_chain_depth + 1, n)
-    worded = rng.random(n) >= cfg.prompt_dropout_sr
+    return specs, offsets, depths, rng.random(n) >= cfg.prompt_dropout_sr
+
+
+def chain_pairs(model: Callable, cfg: SRTrainConfig, n: int, seed: int, log=print, batch: int = 32) -> dict:
+    """``n`` ZoomWorld pairs whose LR input is a chain state the one-step ``model`` made itself
+    (PAPER.md section 2: x_i is built from x_{i-1}, the model's own output, not a render): a view's
+    ancestor 1..``cfg.sr_chain_depth`` zoom steps out (``chain_draw``; a deep view's ancestors may be
+    wider than the 1x base view, which the world goes on past) is rendered at low res, then the model runs
+    the chain down to the view with each level's true words (or, for a ``prompt_dropout_sr`` share
+    of the views, with null prompts all the way, as a null-prompt chain does). The HR is the view's
+    exact render and the prompt its ``prompt_context`` window's words (dropped at training time
+    like every pair's), so a pair asks the model to bring a drifted state back to the truth the
+    words name. Same dict as ``make_pairs``."""
+    import functools
+    from ..runtime import parallel_map
+    specs, offsets, depths, worded = chain_draw(cfg, n, seed)
     rows = parallel_map(functools.partial(_render_chain_item, size=cfg.size, upscale=cfg.upscale, context=cfg.prompt_context),
                         list(zip(specs, offsets, (int(d) for d in depths))), cfg.workers)
     hr, low, levels, own = (list(x) for x in zip(*rows))
-    lr = torch.from_numpy(np.stack(low)).permute(0, 3, 1, 2).contiguous()
+    lr = _to_nchw(low)
     for t in range(int(depths.max())):  # level t of every view with more than t steps to go
         idx = [i for i in range(n) if depths[i] > t]
         for j in range(0, len(idx), batch):
             b = idx[j:j + batch]
             prompts = [levels[i][t] if worded[i] else "" for i in b]
             lr[b] = zoom_state(model(lr[b].float() / 255, prompts), cfg.upscale)
-    to_t = lambda a: torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).contiguous()  # noqa: E731
-    return {"hr": to_t(hr), "lr": lr, "prompt": [lv[-1] for lv in levels], "words": own}
+    return {"hr": _to_nchw(hr), "lr": lr, "prompt": [lv[-1] for lv in levels], "words": own}
 
 
 def own_words(data: dict) -> dict:
@@ -820,6 +835,8 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
     import torch.nn.functional as F
     if variant not in ("perceptual", "l2"):
         raise ConfigError(f"unknown SR training variant {variant!r}; choose perceptual or l2")
+    if cfg.sr_chain_steps > 0:
+        check_chain_config(cfg)
     model, names = sr_model(pipe, cfg, device)
     params = [p for p in list(model.transformer.parameters()) + list(model.vae.parameters()) if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr_sr, weight_decay=0.0)
@@ -947,41 +964,59 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
     return model, names, stage
 
 
-def chain_stage(model, mods: dict, data: dict, cfg: SRTrainConfig, device: str, variant: str,
-                first: Stage, step, pre: list, log=print) -> Stage:
-    """The one-step stage's second part (``cfg.sr_chain_steps``): ``chain_pairs`` made by the model
-    as ``first`` left it, then training goes on with a ``sr_chain_share`` of every batch from them
-    (the rest from ``data``), a fresh cosine schedule from ``lr_chain``. ``first`` joins ``pre``;
-    the new stage is returned. The chain pairs are cached under ``cfg.work``, keyed by the weights
-    ``first`` left, so a resumed run sees the pairs an uninterrupted one would."""
-    import functools
-    import hashlib
-    import torch
-    from ..world import RENDER_VERSION
-    if not 0.0 < cfg.sr_chain_share <= 1.0:
-        raise ConfigError(f"sr_chain_share is the share of each batch from chain states, in (0, 1]; got {cfg.sr_chain_share!r}")
+def check_chain_config(cfg: SRTrainConfig) -> None:
+    """Clear errors for a chain part that cannot run, before the one-step stage's first part does."""
+    if not 0.0 < cfg.sr_chain_share <= 1.0 or round(cfg.batch_sr * cfg.sr_chain_share) < 1:
+        raise ConfigError(f"sr_chain_share is the share of each batch from chain states, in (0, 1], at least one "
+                          f"of batch_sr={cfg.batch_sr} samples; got {cfg.sr_chain_share!r}")
     if not isinstance(cfg.sr_chain_depth, int) or cfg.sr_chain_depth < 1:
         raise ConfigError(f"sr_chain_depth must be a whole number >= 1 (zoom steps before the view), got {cfg.sr_chain_depth!r}")
-    pre.append(first)
+    if not isinstance(cfg.sr_chain_pairs, int) or cfg.sr_chain_pairs < 1:
+        raise ConfigError(f"sr_chain_pairs must be a whole number >= 1, got {cfg.sr_chain_pairs!r}")
+
+
+def weights_digest(*nets) -> str:
+    """A short hash of the trainable parameters of ``nets`` (what a run's cached data depends on)."""
+    import hashlib
     h = hashlib.sha256()
-    for net in (model.transformer, model.vae):  # the weights the first part left (not its file: that holds timings too)
+    for net in nets:
         for name, p in net.named_parameters():
             if p.requires_grad:
                 h.update(name.encode() + p.detach().float().cpu().numpy().tobytes())
-    digest = h.hexdigest()[:12]
+    return h.hexdigest()[:12]
+
+
+def chain_stage(model, mods: dict, data: dict, cfg: SRTrainConfig, device: str, variant: str,
+                first: Stage, step: Callable, pre: list, log=print) -> Stage:
+    """The one-step stage's second part (``cfg.sr_chain_steps``; PAPER.md section 2's recursion
+    x_i = f(crop(x_{i-1}), c_i) run on the model's own states): ``chain_pairs`` made by the model
+    as ``first`` left it, then training goes on with a ``sr_chain_share`` of every batch from them
+    (the rest from ``data``), a fresh cosine schedule from ``lr_chain``. ``first`` joins ``pre``;
+    the new stage is returned. The chain pairs are cached under ``cfg.work``, keyed by the weights
+    ``first`` left, so a resumed run sees the pairs an uninterrupted one would; a finished stage
+    just loads its checkpoint."""
+    import functools
+    import torch
+    from ..world import RENDER_VERSION
+    check_chain_config(cfg)
+    pre.append(first)
+    stage = Stage(f"sr-{variant}-chain", cfg.sr_chain_steps, Path(cfg.work) / "ckpt", mods)
+    if stage.finished():
+        return stage.run(step, log)
     path = Path(cfg.work) / (f"chain-{variant}-{cfg.sr_chain_pairs}-{cfg.size}-{cfg.seed}-d{cfg.sr_chain_depth}"
-                             f"-c{cfg.prompt_context}-{digest}-r{RENDER_VERSION}.pt")
+                             f"-c{cfg.prompt_context}-{weights_digest(model.transformer, model.vae)}-r{RENDER_VERSION}.pt")
     if path.is_file():
         chain = torch.load(path, weights_only=False)
     else:
         t = time.perf_counter()
-        model.transformer.eval()
-        model.vae.eval()
+        modes = [(net, net.training) for net in (model.transformer, model.vae)]
+        for net, _ in modes:
+            net.eval()
         chain = chain_pairs(model, cfg, cfg.sr_chain_pairs, cfg.seed + 2 * SR_PAIRS_SEED, log)
+        for net, was in modes:
+            net.train(was)
         save_torch(chain, path)
         log(f"[data] {cfg.sr_chain_pairs} chain-state pairs made in {time.perf_counter() - t:.0f} s")
-    model.transformer.train()
-    model.vae.train()
     k = int(round(cfg.batch_sr * cfg.sr_chain_share))
 
     def draw_mixed(i: int):
@@ -993,7 +1028,6 @@ def chain_stage(model, mods: dict, data: dict, cfg: SRTrainConfig, device: str, 
         words = [w for d, n, sd in parts for w in batch_words(d, i, n, sd)] if cfg.critic_word_weight > 0 else None
         return hr, degrade_lr(lr, cfg.degrade_blur, cfg.degrade_noise, cfg.seed + 5, i), prompts, words
 
-    stage = Stage(f"sr-{variant}-chain", cfg.sr_chain_steps, Path(cfg.work) / "ckpt", mods)
     return stage.run(functools.partial(step, draw=draw_mixed, steps=cfg.sr_chain_steps, base_lr=cfg.lr_chain), log)
 
 
