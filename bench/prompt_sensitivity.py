@@ -72,8 +72,7 @@ def differences(rows: list[dict], pairs: list[tuple[str, str]], mags=(4, 16, 64,
     out = []
     for a, b in pairs:
         for x in mags:
-            va, vb = ({r["image"]: r["value"] for r in rows if r["metric"] == "texture"
-                       and r["method"] == f"CoZ {p} (OSEDiff)" and r["magnification"] == x} for p in (a, b))
+            va, vb = (experiments.per_scene_values(rows, "texture", f"CoZ {p} (OSEDiff)", x) for p in (a, b))
             keys = sorted(va)
             d, lo, hi, n = experiments.paired_difference([va[k] for k in keys], [vb[k] for k in keys])
             out.append({"zoom": f"{x}x", f"{a} - {b}": round(d, 4), "95%": [round(lo, 4), round(hi, 4)],
@@ -115,12 +114,12 @@ def chain_hallucination(rows: list[dict], mags=(4, 16, 64, 256)) -> list[dict]:
     from cozlib import experiments
     out = []
     for x in mags:
-        per = [{r["image"]: r["value"] for r in rows if r["metric"] == "hallucination" and r["magnification"] == x
-                and r["method"] == f"CoZ {v} (OSEDiff)"} for v in ("VLM", "VLM single")]
-        keys = sorted(per[0])
-        d, lo, hi, n = experiments.paired_difference([per[0][k] for k in keys], [per[1].get(k, float("nan")) for k in keys])
-        mean = lambda v: float(np.nanmean(list(v.values())))  # noqa: E731
-        out.append({"zoom": f"{x}x", "hallucination multi": round(mean(per[0]), 3), "single": round(mean(per[1]), 3),
+        multi, single = (experiments.per_scene_values(rows, "hallucination", f"CoZ {v} (OSEDiff)", x)
+                         for v in ("VLM", "VLM single"))
+        keys = sorted(multi)
+        d, lo, hi, n = experiments.paired_difference([multi[k] for k in keys], [single.get(k, float("nan")) for k in keys])
+        out.append({"zoom": f"{x}x", "hallucination multi": round(float(np.nanmean(list(multi.values()))), 3),
+                    "single": round(float(np.nanmean(list(single.values()))), 3),
                     "multi - single": round(d, 4), "95%": [round(lo, 4), round(hi, 4)], "scenes": n})
     return out
 

@@ -305,9 +305,8 @@ def _cmd_train(args) -> int:
         if getattr(args, key):
             setattr(cfg, key, getattr(args, key))
     if args.steps:
-        ratio = cfg.sr_chain_steps / max(cfg.steps_sr, 1)  # the one-step stages' chain part keeps its share (0: off)
+        cfg.sr_chain_steps = cfg.chain_steps_for(args.steps)
         cfg.steps_vae = cfg.steps_base = cfg.steps_sr = cfg.steps_critic = args.steps
-        cfg.sr_chain_steps = round(args.steps * ratio)
     train(cfg, minutes=args.minutes)
     return 0
 

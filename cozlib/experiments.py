@@ -189,18 +189,20 @@ def wins(rows: Sequence[dict], metric: str, a: str, b: str,
     return dict(sorted(out.items()))
 
 
+def per_scene_values(rows: Sequence[dict], metric: str, method: str, magnification: int) -> dict[str, float]:
+    """{image: value} of one method's ``metric`` at one magnification (rows of ``score_truth`` and kin)."""
+    return {r["image"]: r["value"] for r in rows
+            if r["metric"] == metric and r["method"] == method and r["magnification"] == magnification}
+
+
 def prompt_orderings(rows: Sequence[dict], magnifications: Sequence[int], backbone: str = "OSEDiff",
                      metric: str = "texture") -> tuple[list[str], list[list]]:
     """The SR issue's test of whether prompts matter: per magnification, the mean ``metric`` (lower is
     better) of CoZ with the oracle, null and wrong prompts, and how many scenes order them oracle < null
     and null < wrong. Returns (header, rows) for ``figures.save_table``."""
-    def per_scene(prompt: str, x: int) -> dict[str, float]:
-        label = f"CoZ {prompt} ({backbone})"
-        return {r["image"]: r["value"] for r in rows
-                if r["metric"] == metric and r["method"] == label and r["magnification"] == x}
     out = []
     for x in magnifications:
-        o, n, w = (per_scene(p, x) for p in ("oracle", "null", "wrong"))
+        o, n, w = (per_scene_values(rows, metric, f"CoZ {p} ({backbone})", x) for p in ("oracle", "null", "wrong"))
         if not o:
             raise ValueError(f"no CoZ oracle ({backbone}) rows for {metric} at {x}x")
         out.append([f"{x}x", *(sum(d.values()) / len(d) for d in (o, n, w)),

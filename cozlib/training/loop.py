@@ -65,22 +65,28 @@ class Stage:
                     "extra": self.extra, "history": self.history, "wall_s": self.wall_s,
                     "rng": torch.get_rng_state(), "identity": self.identity()}, self.path)
 
-    def finished(self) -> bool:
-        """Whether this stage's checkpoint holds all its steps (of this world): ``run`` would only load it."""
+    def _checkpoint(self, log: Callable[[str], None] | None = None) -> dict | None:
+        """This stage's checkpoint, or None when there is none or it holds another world's run."""
         import torch
         if not self.path.is_file():
-            return False
+            return None
         ck = torch.load(self.path, map_location="cpu", weights_only=False)  # our own file
-        return ck.get("identity", self.identity()) == self.identity() and int(ck["step"]) >= self.steps
+        if "identity" in ck and ck["identity"] != self.identity():  # older files have none: resumed
+            if log:
+                log(f"[{self.name}] {self.path} was trained on other data ({ck['identity']}, now "
+                    f"{self.identity()}): starting over")
+            return None
+        return ck
+
+    def finished(self) -> bool:
+        """Whether this stage's checkpoint holds all its steps (of this world): ``run`` would only load it."""
+        ck = self._checkpoint()
+        return ck is not None and int(ck["step"]) >= self.steps
 
     def _load(self, log: Callable[[str], None] = print) -> int:
         import torch
-        if not self.path.is_file():
-            return 0
-        ck = torch.load(self.path, map_location="cpu", weights_only=False)  # our own file
-        if "identity" in ck and ck["identity"] != self.identity():  # older files have none: resumed
-            log(f"[{self.name}] {self.path} was trained on other data ({ck['identity']}, now "
-                f"{self.identity()}): starting over")
+        ck = self._checkpoint(log)
+        if ck is None:
             return 0
         for k, m in self.modules.items():
             m.load_state_dict(ck["state"][k])

@@ -121,6 +121,10 @@ class SRTrainConfig:
     prompt_context: int = 4     # a pair's words describe a window this many times wider than its view (the chain's tiles: process_size / size)
     workers: int = 1            # processes rendering the ZoomWorld pairs (the pairs do not depend on it)
 
+    def chain_steps_for(self, steps_sr: int) -> int:
+        """The chain part's steps when the first part has ``steps_sr``: the same ratio (0 stays off)."""
+        return round(steps_sr * self.sr_chain_steps / max(self.steps_sr, 1))
+
     @classmethod
     def smoke(cls, **kw) -> "SRTrainConfig":
         """A few steps of everything (the test suite's run)."""
@@ -260,13 +264,10 @@ def _render_chain_item(item: tuple, size: int, upscale: int, context: int) -> tu
     """The truth a chain-state pair needs (``chain_pairs``): the view's HR and own words, the low-res
     view of its oldest ancestor (``depth`` zoom steps out, same centre: the chain's x_{i-depth}) and
     every level's prompt (PAPER.md section 2's c_i), oldest first, the view's last."""
-    from ..prompts.oracle import truth_prompt
-    from ..world import render_window, view_window, window_words
     spec, offset, depth = item
     levels = chain_levels(spec, depth, upscale)
-    w = view_window(spec.center, spec.zoom)
-    hr, own = np.asarray(render_window(spec.seed, w, size)), truth_prompt(window_words(spec.seed, w, size))
-    return hr, _low_view(levels[0], size, upscale), [_context_prompt(v, size, context, offset) for v in levels], own
+    hr, _, words, own = _render_placed((spec, offset), size=size, upscale=upscale, context=context)
+    return hr, _low_view(levels[0], size, upscale), [_context_prompt(v, size, context, offset) for v in levels[:-1]] + [words], own
 
 
 def chain_levels(spec, depth: int, upscale: int) -> list:
@@ -994,11 +995,10 @@ def chain_stage(model, mods: dict, data: dict, cfg: SRTrainConfig, device: str, 
     (the rest from ``data``), a fresh cosine schedule from ``lr_chain``. ``first`` joins ``pre``;
     the new stage is returned. The chain pairs are cached under ``cfg.work``, keyed by the weights
     ``first`` left, so a resumed run sees the pairs an uninterrupted one would; a finished stage
-    just loads its checkpoint."""
+    just loads its checkpoint. ``train_sr`` checks the configuration (``check_chain_config``) first."""
     import functools
     import torch
     from ..world import RENDER_VERSION
-    check_chain_config(cfg)
     pre.append(first)
     stage = Stage(f"sr-{variant}-chain", cfg.sr_chain_steps, Path(cfg.work) / "ckpt", mods)
     if stage.finished():
@@ -1167,7 +1167,7 @@ def plan_steps(cfg: SRTrainConfig, seconds: float, pipe, data, device: str, prob
                     "base": train_base(p, data, c, device, quiet).wall_s / probe}
         per_step["sr"] = sum(train_sr(p, data, c, device, v, quiet)[2].wall_s / probe for v in cfg.variants)
     steps = {k: max(probe, int(seconds * BUDGET_SHARES[k] / per_step[k])) for k in per_step}
-    chain = round(steps["sr"] * cfg.sr_chain_steps / max(cfg.steps_sr, 1))  # the chain part keeps its ratio to the first
+    chain = cfg.chain_steps_for(steps["sr"])
     log("[plan] s/step " + " ".join(f"{k} {v * 1000:.1f} ms" for k, v in per_step.items())
         + f" -> steps vae {steps['vae']}, base {steps['base']}, sr {steps['sr']} (+ chain part {chain}, outside the budget)"
         + f" for {seconds / 60:.1f} min")
