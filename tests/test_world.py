@@ -158,3 +158,14 @@ def test_a_batch_of_windows_renders_like_each_window_alone():
     batch = sc.render(windows, 48)
     alone = torch.cat([sc.render([w], 48) for w in windows])
     assert batch.shape == (4, 3, 48, 48) and torch.equal(batch, alone)
+
+
+def test_ambiguity_probe_takes_a_pair_and_a_shallow_zoom():
+    """bench/ambiguity_zoom.py's use: hairs / fibers at 16x (the seeds' pits have no pure views there)."""
+    from cozlib.world import ambiguity
+    z, c, y = ambiguity.build("test", 2, zoom=16, size=16, classes=("hairs", "fibers"))
+    assert z.shape == c.shape == (4, 3, 16, 16) and y.tolist() == [0, 0, 1, 1]
+    res = ambiguity.train_probe(z, y, z, y, epochs=1, classes=("hairs", "fibers"))
+    assert res.confusion.shape == (2, 2) and res.confusion.sum() == 4 and res.classes == ["hairs", "fibers"]
+    with pytest.raises(RuntimeError, match="pure pits views"):
+        ambiguity.build("test", 2, zoom=16, size=16)

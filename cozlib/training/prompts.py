@@ -36,7 +36,8 @@ class PromptTrainConfig:
     samples: int = 12000         # 6000 with 3000 steps: val hallucination 0.051 / 0.090 (multi / single); 12000 with 6000: 0.039 / 0.069
     val_samples: int = 240
     zoom_exponents: tuple = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)   # zoom = 2 ** k: 2x .. 1024x
-    steps_vlm: int = 6000        # 1500 left the multi-scale model undertrained (bench/results/hallucination_cpu.md)
+    steps_vlm: int = 12000       # 1500 left the multi-scale model undertrained; 6000: val hallucination 0.039 / 0.069,
+                                 # 12000: 0.031 / 0.060 (multi / single; bench/results/hallucination_cpu.md)
     batch_vlm: int = 16
     lr_vlm: float = 1e-3
     steps_dape: int = 1200
