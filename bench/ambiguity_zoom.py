@@ -45,7 +45,7 @@ def main() -> None:
     for zoom in args.zooms:
         t = time.perf_counter()
         res = ambiguity.run(args.n_train, args.n_test, args.size, args.epochs, args.seed, zoom, classes,
-                            coarse_only=True)
+                            coarse_alone=True)
         print(f"| {zoom:g}x | {res['zoomed'].accuracy:.3f} | {res['zoomed+coarse'].accuracy:.3f} | "
               f"{res['coarse'].accuracy:.3f} | {time.perf_counter() - t:.0f} |", flush=True)
 

@@ -129,13 +129,13 @@ def train_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tens
 
 def run(n_train: int = 120, n_test: int = 40, size: int = 48, epochs: int = 25, seed: int = 0,
         zoom: float = AMBIGUITY_ZOOM, classes: tuple[str, ...] = tuple(CLASSES),
-        coarse_only: bool = False) -> dict[str, ProbeResult]:
+        coarse_alone: bool = False) -> dict[str, ProbeResult]:
     """The experiment: {"zoomed": result, "zoomed+coarse": result} on held-out scenes (and
-    "coarse" from the coarser view alone when ``coarse_only``)."""
+    "coarse" from the coarser view alone when ``coarse_alone``)."""
     tz, tc, ty = build("train", n_train, zoom, size, seed=seed, classes=classes)
     vz, vc, vy = build("test", n_test, zoom, size, seed=seed, classes=classes)
     out = {"zoomed": train_probe(tz, ty, vz, vy, epochs, seed, classes),
            "zoomed+coarse": train_probe(torch.cat([tz, tc], 1), ty, torch.cat([vz, vc], 1), vy, epochs, seed, classes)}
-    if coarse_only:
+    if coarse_alone:
         out["coarse"] = train_probe(tc, ty, vc, vy, epochs, seed, classes)
     return out
