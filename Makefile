@@ -25,11 +25,14 @@ $(STAMP): requirements/lock.txt pyproject.toml
 	$(PY) -m cozlib setup
 	touch $(STAMP)
 
-## Every notebook with params/demo.yaml -> build/notebooks/ (executed copies) and figures/.
+## Every notebook with params/demo.yaml -> build/notebooks/ (executed copies) and figures/; then
+## docs/RESULTS.md and the README's headline table from figures/ (python -m cozlib.results).
 figures: $(STAMP)
 	$(PY) -m cozlib.notebooks --params params/demo.yaml --out build/notebooks
+	$(PY) -m cozlib.results
 
 ## Retrain the committed demo weights (data/weights/; CUDA when present, else the CPU); resumable.
+## Settings: params/train/*.yaml presets, `python -m cozlib train sr --help`.
 weights: $(STAMP)
 	$(PY) -m cozlib train sr
 	$(PY) -m cozlib train prompts

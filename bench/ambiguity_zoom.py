@@ -36,6 +36,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=25)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    from cozlib.provenance import print_header
+    print_header("cpu")
     torch.set_num_threads(1)
     classes = tuple(args.classes)
     print(f"probe accuracy on {args.n_test} held-out views per class ({', '.join(classes)}), {args.size} px, "

@@ -35,6 +35,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
     a = ap.parse_args()
+    from cozlib.provenance import print_header
+    print_header(a.device)
     set_threads(a.threads)
     x0 = geometry.resize_and_center_crop(data.photo("astronaut"), a.process_size)
     base = time_step(make_backbone("bicubic"), x0, a.process_size, a.repeats)

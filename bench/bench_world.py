@@ -43,6 +43,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--scenes", type=int, default=8)
     a = ap.parse_args()
+    from cozlib.provenance import print_header
+    print_header(a.device)
     set_threads(a.threads)
     grid = torch.rand(a.batch, a.size, a.size, dtype=torch.float64, device=a.device) * 100
     base = median_ms(lambda: value_noise(grid, grid.flip(-1), 1), a.repeats, a.device)

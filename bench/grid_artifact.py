@@ -11,7 +11,7 @@ distance to the truth is printed beside it. ``--base-samples N``: also the base 
 the first folder (no LoRA), sampled in 28 Euler steps at 64 px for N val-pair prompts (guidance 1),
 against those views' truths: is the grid the base model's or the one-step use's?
 One torch thread; about a minute per folder on the 2-core CPU.
-Results of record: bench/results/prompt_sensitivity_cpu.md (run 19 on).
+Records: bench/results/prompt_sensitivity_cpu.md and docs/lab/.
 """
 from __future__ import annotations
 
@@ -32,6 +32,8 @@ def main() -> None:
     ap.add_argument("--scenes", type=int, default=6, help="val-split scenes 1000000.. (default 6)")
     ap.add_argument("--base-samples", type=int, default=0, help="also sample the base model for this many val prompts")
     args = ap.parse_args()
+    from cozlib.provenance import print_header
+    print_header("cpu")
     torch.set_num_threads(1)
     if args.base_samples:
         base_samples(args.folders[0].partition(":")[0], args.base_samples)

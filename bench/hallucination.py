@@ -22,7 +22,6 @@ import argparse
 import time
 from collections import Counter
 
-import numpy as np
 
 
 def false_words(prompts: list[str], views: list[dict]) -> tuple[int, Counter, Counter]:
@@ -56,6 +55,8 @@ def main() -> None:
     ap.add_argument("--against", default="vlm-single", help="the extractor the others are compared with")
     ap.add_argument("--extractors", nargs="+", default=["vlm"], help="compared with --against (e.g. vlm vlm-grpo)")
     args = ap.parse_args()
+    from cozlib.provenance import print_header
+    print_header("cpu")
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     views = [v for seed in args.view_seed

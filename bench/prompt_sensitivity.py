@@ -1,28 +1,23 @@
-"""Do the words choose the texture? Retrain the demo OSEDiff's base and one-step (perceptual)
-stages with some ``SRTrainConfig`` options (from the committed VAE), then measure what the words change.
+"""Do the words choose the texture? Retrain the demo OSEDiff's base and one-step (perceptual) stages
+with some ``SRTrainConfig`` settings (from the committed VAE), then measure what the words change.
 
     python bench/prompt_sensitivity.py --work build/exp/ctx8 --set prompt_context=8
-    python bench/prompt_sensitivity.py --work build/exp/run15 --scenes 0:18      # the defaults
+    python bench/prompt_sensitivity.py --work build/exp/recipe --scenes 0:18      # the committed recipe
     python bench/prompt_sensitivity.py --work build/exp/m --weights data/weights/osediff-demo --scenes 0:18
     python bench/prompt_sensitivity.py --work build/exp/s1 --base data/weights/osediff-demo \
         --critic build/train/osediff-demo/ckpt/critic.pt --sr-seed 1 --scenes 0:18   # another SR-stage seed
 
-The defaults are run 15's recipe; runs 1-12 started from the earlier GAN recipe, i.e. with
-``--set gan_weight=0.05 l2_lowpass=1 critic_weight=0 prompt_context=1 steps_sr=1000`` plus their options.
-
-Prints (1) the base model's flow loss at sigma 0.5 / 0.8 / 0.95 on 64 val pairs with the true, null
-and wrong words (lower = the words help it predict the image), natural colours and hue-rotated;
-(2) the one-step model on the val pairs (PSNR, texture distance) with true / null / wrong words;
-(3) CoZ (256 px, 4 steps) on test scenes (``--scenes``; notebook 06 uses the first 18, runs 1-15
-used the first 6) with oracle / null / wrong prompts: the SR issue's test (oracle < null < wrong at
-64x), then per zoom the per-scene differences oracle - null and null - wrong (with ``--vlm`` also
-multi-scale VLM - null: the prompt issue's test; and the VLMs' hallucination inside their chains,
-multi-scale against single-image) with 95% bootstrap intervals. About 35 min on the 2-core CPU with stop 18's defaults (2000 SR steps, 800 critic steps); the chain part (stop 20) adds about 9 min.
+Prints (1) the base model's flow loss at sigma 0.5 / 0.8 / 0.95 on the val pairs with the true, null
+and wrong words (lower = the words help it predict the image); (2) the one-step model on the val
+pairs (PSNR, texture distance) with true / null / wrong words; (3) CoZ (256 px, 4 steps) on test
+scenes (``--scenes``; notebook 06 uses the first 18) with oracle / null / wrong prompts: the mean
+texture distance per zoom, then the per-scene differences oracle - null and null - wrong (with
+``--vlm`` also multi-scale VLM - null, and the VLMs' hallucination inside their chains, multi-scale
+against single-image) with 95% bootstrap intervals. About 45 min on the 2-core CPU with the recipe.
 ``--weights FOLDER`` skips the training and measures (3) for a trained folder; ``--base FOLDER``
-skips the base stage (that folder's VAE and base model; with ``--critic``, a trained critic's
-checkpoint) and trains the one-step stage alone, with its own seed (``--sr-seed``): the run-to-run
-spread of the SR stage. ``--split val`` measures on val-split scenes (1000000+i) instead.
-Results of record: bench/results/prompt_sensitivity_cpu.md.
+keeps that folder's VAE and base model (with ``--critic``, a trained critic's checkpoint) and trains
+the one-step stage alone. ``--split val`` measures on val-split scenes (1000000+i) instead.
+Records: bench/results/prompt_sensitivity_cpu.md and docs/lab/.
 """
 from __future__ import annotations
 
@@ -39,29 +34,28 @@ import torch
 
 
 def flow_losses(pipe, val, sigmas=(0.5, 0.8, 0.95), draws: int = 4) -> dict:
+    """The base model's rectified-flow loss at fixed noise levels with the views' true, null and wrong words."""
     from cozlib.prompts.oracle import wrong_prompt
-    from cozlib.training.sr import PromptCache, base_latent, flow_noise, hue_rotation, recolour
+    from cozlib.training.sr import PromptCache, base_latent, flow_noise
     tr, vae = pipe.transformer.eval(), pipe.vae.eval()
     enc = PromptCache(pipe, "cpu", pipe.tokenizer.model_max_length)
     hr = val["hr"].float() / 127.5 - 1
     words = {"true": val["words"], "null": [""] * len(hr), "wrong": [wrong_prompt(p) for p in val["words"]]}  # the base model learnt the views' own
     out = {}
-    for colours in ("natural", "hue-rotated"):
-        x = hr if colours == "natural" else recolour(hr, hue_rotation(np.random.default_rng(0).uniform(0, 2 * np.pi, len(hr))))
-        with torch.no_grad():
-            z = base_latent(vae, x)
-            for s in sigmas:
-                row = {}
-                for name, ps in words.items():
-                    pe, pooled = enc(ps)
-                    g, total = torch.Generator().manual_seed(1), 0.0
-                    for _ in range(draws):
-                        _, e, zt, t = flow_noise(z, torch.full((len(z),), s), g)
-                        v = tr(hidden_states=zt, timestep=t, encoder_hidden_states=pe, pooled_projections=pooled,
-                               return_dict=False)[0]
-                        total += float(((v - (e - z)) ** 2).mean()) / draws
-                    row[name] = round(total, 4)
-                out[f"{colours} sigma {s}"] = row
+    with torch.no_grad():
+        z = base_latent(vae, hr)
+        for s in sigmas:
+            row = {}
+            for name, ps in words.items():
+                pe, pooled = enc(ps)
+                g, total = torch.Generator().manual_seed(1), 0.0
+                for _ in range(draws):
+                    _, e, zt, t = flow_noise(z, torch.full((len(z),), s), g)
+                    v = tr(hidden_states=zt, timestep=t, encoder_hidden_states=pe, pooled_projections=pooled,
+                           return_dict=False)[0]
+                    total += float(((v - (e - z)) ** 2).mean()) / draws
+                row[name] = round(total, 4)
+            out[f"sigma {s}"] = row
     return out
 
 
@@ -125,24 +119,28 @@ def chain_hallucination(rows: list[dict], mags=(4, 16, 64, 256)) -> list[dict]:
 
 
 def main() -> None:
-    from dataclasses import fields
     from diffusers import StableDiffusion3Pipeline
+    from cozlib.config import build
     from cozlib.paths import resolve
+    from cozlib.provenance import print_header
     from cozlib.runtime import set_threads
-    from cozlib.training.sr import SRTrainConfig, cached_pairs, evaluate, export, text_encoders, train_base, train_sr
+    from cozlib.training.sr import (SRTrainConfig, cached_pairs, evaluate, export, sr_pairs, text_encoders, train_base,
+                                    train_sr)
     from cozlib.training.tiny import build_pipeline
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", required=True)
-    ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="SRTrainConfig overrides (JSON values)")
+    ap.add_argument("--preset", default=None, help="an SRTrainConfig preset (params/train/sr-NAME.yaml); default the recipe")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="SRTrainConfig overrides, as `train sr --set`")
     ap.add_argument("--scenes", default="0:6", help="test scenes 1010000+i for i in START:STOP (default the first 6)")
     ap.add_argument("--weights", default=None, help="only measure the chains of this trained folder")
     ap.add_argument("--split", choices=("test", "val"), default="test", help="the scenes' split (default test)")
     ap.add_argument("--base", default=None, help="a trained folder whose VAE and base model to keep (no base stage)")
     ap.add_argument("--critic", default=None, help="with --base: a trained critic checkpoint (critic.pt) to reuse")
-    ap.add_argument("--sr-seed", type=int, default=None, help="the one-step stage's seed (default the config's)")
+    ap.add_argument("--sr-seed", type=int, default=None, help="the one-step stage's seed (default the config's; same pairs)")
     ap.add_argument("--vlm", action="store_true", help="with --weights: CoZ with the demo VLMs' prompts too (multi-scale and single-image) and their hallucination in the chains")
     args = ap.parse_args()
     set_threads(int(os.environ.get("COZ_THREADS", "2")))
+    print_header("cpu")
     lo, hi = (int(x) for x in args.scenes.split(":"))
     first = {"test": 1_010_000, "val": 1_000_000}[args.split]
     seeds = [first + i for i in range(lo, hi)]
@@ -150,12 +148,9 @@ def main() -> None:
         for row in chain_texture(resolve(args.weights), Path(args.work) / "cache", seeds, args.vlm):
             print("[chain]", json.dumps(row), flush=True)
         return
-    types = {f.name for f in fields(SRTrainConfig)}
-    over = {k: json.loads(v) for k, v in (a.split("=", 1) for a in args.set)}
-    if unknown := set(over) - types:
-        raise SystemExit(f"unknown SRTrainConfig fields {sorted(unknown)}")
     work = Path(args.work)
-    cfg = SRTrainConfig(work=str(work), variants=["perceptual"], **over)
+    cfg = build(SRTrainConfig, "sr", args.preset, args.set, work=str(work), variants=["perceptual"], device="cpu")
+    print("[config]", json.dumps({k: v for k, v in vars(cfg).items() if k not in ("out", "work")}), flush=True)
     pipe = StableDiffusion3Pipeline.from_pretrained(resolve(args.base or "data/weights/osediff-demo"),
                                                     torch_dtype=torch.float32)
     if not args.base:
@@ -172,7 +167,7 @@ def main() -> None:
     stages = [] if args.base else [train_base(pipe, data, cfg, "cpu")]
     print("[flow]", json.dumps(flow_losses(pipe, val)), flush=True)
     sr_cfg = cfg if args.sr_seed is None else replace(cfg, seed=args.sr_seed)
-    model, names, st = train_sr(pipe, data, sr_cfg, "cpu", "perceptual", pre_stages=stages)
+    model, names, st = train_sr(pipe, sr_pairs(cfg), sr_cfg, "cpu", "perceptual", pre_stages=stages, critic_data=data)
     stages.append(st)
     metrics = evaluate(model, val, "cpu")
     print("[val]", json.dumps(metrics), flush=True)

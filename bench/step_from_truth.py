@@ -30,6 +30,8 @@ def main() -> None:
     ap.add_argument("--scenes", type=int, default=18, help="val-split scenes 1000000.. (default 18)")
     ap.add_argument("--vae-tile", type=int, default=None)
     args = ap.parse_args()
+    from cozlib.provenance import print_header
+    print_header("cpu")
     torch.set_num_threads(1)
     folder = resolve(args.weights)
     options = OSEDiffOptions.from_folder(folder)

@@ -6,7 +6,7 @@ too smooth), and the mean absolute one, for CoZ with null / oracle / wrong promp
     python bench/texture_bands.py            # reads (or fills) notebook 06's chain cache
 
 Uses the committed demo OSEDiff (or $COZ_OSEDIFF_DEMO). About a minute on the 2-core CPU when
-notebook 06 has run. Results of record: bench/results/prompt_sensitivity_cpu.md (stop 18).
+notebook 06 has run. Records: bench/results/prompt_sensitivity_cpu.md and docs/lab/.
 """
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ def main() -> None:
     from cozlib import experiments, paths
     from cozlib.chain import ChainCache, ChainConfig
     from cozlib.metrics.truth import texture_stats
+    from cozlib.provenance import print_header
     torch.set_num_threads(2)
+    print_header("cpu")
     images, sources = experiments.world_inputs(list(range(1010000, 1010018)), 256)
     config = ChainConfig(upscale=4, steps=4, process_size=256, seed=42)
     cache = ChainCache(paths.resolve("build/cache/chains"))

@@ -5,7 +5,7 @@ scores clearly better than a wrong one.
 
     python bench/texture_kinds.py                # 64x views, 256 px, six per kind, test scenes
 
-Results of record: bench/results/prompt_sensitivity_cpu.md (runs 6 and 7).
+Records: bench/results/prompt_sensitivity_cpu.md and docs/lab/.
 """
 from __future__ import annotations
 
@@ -61,6 +61,8 @@ def main() -> None:
     ap.add_argument("--per-kind", type=int, default=6)
     ap.add_argument("--scenes", type=int, default=400, help="test scenes searched at most")
     a = ap.parse_args()
+    from cozlib.provenance import print_header
+    print_header("cpu")
     set_threads(1)
     views = pure_views(a.zoom, a.size, a.per_kind, a.scenes)
     kinds, d = distance_table(views)

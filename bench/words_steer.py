@@ -38,6 +38,8 @@ def main() -> None:
     ap.add_argument("--critic", default=None, help="the SR stage's critic checkpoint (critic.pt) to read with too")
     ap.add_argument("--level", default="micro", choices=("object", "part", "micro"))
     args = ap.parse_args()
+    from cozlib.provenance import print_header
+    print_header("cpu")
     torch.set_num_threads(1)
     cfg = SRTrainConfig(work=args.work)
     val = cached_pairs(cfg, "val", cfg.val_pairs, False)

@@ -1,4 +1,4 @@
-"""The Chain-of-Zoom loop: scale-states x_0..x_n, the AR-2 prompts and the baselines (PAPER.md sections 1-2).
+"""The Chain-of-Zoom loop: scale-states x_0..x_n, the AR-2 prompts and the baselines (docs/PAPER.md §1-2).
 
     p(x_0..x_n) = p(x_0, x_1) * prod_{i>=2} p(x_i | x_{i-1}, x_{i-2})
     p(x_i | x_{i-1}, x_{i-2}) = integral p(x_i | x_{i-1}, c_i) p(c_i | x_{i-1}, x_{i-2}) dc_i

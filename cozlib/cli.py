@@ -82,25 +82,21 @@ def _build_parser() -> argparse.ArgumentParser:
     wd.add_argument("--upscale", type=int, default=4)
     wd.add_argument("--out", required=True)
 
-    t = sub.add_parser("train", help="train a demo-scale model (writes weights with a manifest)")
-    t.add_argument("what", choices=("sr", "prompts", "grpo"),
-                   help="sr: the OSEDiff-SD3 demo backbone (VAE, base, one-step SR); "
-                        "prompts: the demo VLM (multi-scale and single-image) and the DAPE-like tagger; "
-                        "grpo: the demo critic and the GRPO LoRA adapter of the multi-scale VLM (needs prompts)")
-    t.add_argument("--out", default=None, help="weights folder (sr: default data/weights/osediff-demo; prompts: "
-                                               "OUT/vlm-demo and OUT/dape-demo, default data/weights/...)")
-    t.add_argument("--work", default=None, help="checkpoints and cached data (default build/train/osediff-demo)")
-    t.add_argument("--device", default="auto")
-    t.add_argument("--smoke", action="store_true", help="a few steps of every stage (tests)")
-    t.add_argument("--steps", type=int, default=None, help="override every stage's step count (sr: the one-step stages' chain part keeps its ratio to their first part)")
-    t.add_argument("--preset", choices=("auto", "cpu", "cuda"), default="auto",
-                   help="data and batch sizes: cpu (the committed recipe's default) or cuda (one big GPU); "
-                        "auto = cuda when --device resolves to CUDA")
-    t.add_argument("--minutes", type=float, default=None,
-                   help="fit the step counts to this many minutes of training (measured on this device first)")
-    t.add_argument("--threads", type=int, default=None,
-                   help="sr on the CPU: torch threads while training (default 1, so the weights do not depend on the "
-                        "core count; more is faster and gives other weights)")
+    t = sub.add_parser("train", help="train a demo-scale model (writes weights with a manifest)",
+                       description="Train a demo-scale model: settings from a preset file (params/train/WHAT-PRESET.yaml) "
+                                   "and --set overrides; `train WHAT --help` lists every setting.")
+    tsub = t.add_subparsers(dest="what", required=True)
+    for what, (summary, cls) in _trainers().items():
+        q = tsub.add_parser(what, help=summary, description=summary, epilog=_config_help(cls),
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+        q.add_argument("--preset", default="auto",
+                       help="a preset name (params/train/%s-NAME.yaml: %s) or a YAML file; auto = cuda when CUDA is "
+                            "visible and such a preset exists, else cpu" % (what, ", ".join(_presets(what))))
+        q.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                       help="override settings (values read as YAML), e.g. --set steps_sr=100 device=cpu")
+        if what == "sr":
+            q.add_argument("--minutes", type=float, default=None,
+                           help="fit the step counts to this many minutes of training (measured on this device first)")
 
     sub.add_parser("list", help="backbones, prompt extractors and metrics, and what each missing one needs")
     sub.add_parser("setup", help="provision offline files pyiqa needs (NIQE parameters, calibration set)")
@@ -113,7 +109,7 @@ def _cmd_zoom(args) -> int:
     from .chain import ChainCache, ChainConfig, run_chain, run_full_image
     from .data import resolve_input
     from .errors import ConfigError
-    from .figures import chain_strip
+    from .plots import chain_strip
     from .imageio import atomic_dir, save_json
     from .prompts import make_prompt_extractor
 
@@ -270,44 +266,53 @@ def _cmd_world(args) -> int:
     return 0
 
 
+def _trainers() -> dict:
+    """{what: (summary, config class's import path)} of ``train``."""
+    return {"sr": ("the OSEDiff-SD3 demo backbone (VAE, base model, word critic, one-step SR in two variants)",
+                   "cozlib.training.sr.config:SRTrainConfig"),
+            "prompts": ("the demo VLM (multi-scale and single-image) and the DAPE-like tagger",
+                        "cozlib.training.prompts:PromptTrainConfig"),
+            "grpo": ("the demo critic and the GRPO LoRA adapter of the multi-scale VLM (needs `train prompts` first)",
+                     "cozlib.training.grpo:GRPOTrainConfig")}
+
+
+def _load(spec: str):
+    import importlib
+    module, name = spec.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _config_help(spec: str) -> str:
+    """The settings' help for ``train WHAT --help``, built only when asked (the imports are heavy)."""
+    if not any(a in ("-h", "--help") for a in sys.argv[1:]):
+        return ""
+    from .config import help_text
+    return help_text(_load(spec))
+
+
+def _presets(what: str) -> list[str]:
+    from .config import presets
+    return presets(what)
+
+
 def _cmd_train(args) -> int:
-    if args.what == "grpo":
-        from .training.grpo import GRPOTrainConfig, train as train_grpo
-        gcfg = GRPOTrainConfig.smoke() if args.smoke else GRPOTrainConfig()
-        if args.out:
-            gcfg.out, gcfg.critic_out = f"{args.out}/vlm-grpo-demo", f"{args.out}/critic-demo"
-        if args.work:
-            gcfg.work = args.work
-        gcfg.device = args.device
-        if args.steps:
-            gcfg.steps = gcfg.critic_steps = args.steps
-        train_grpo(gcfg)
-        return 0
-    if args.what == "prompts":
-        from .training.prompts import PromptTrainConfig, train as train_prompts
-        pcfg = PromptTrainConfig.smoke() if args.smoke else PromptTrainConfig()
-        if args.out:
-            pcfg.out_vlm, pcfg.out_dape = f"{args.out}/vlm-demo", f"{args.out}/dape-demo"
-        if args.work:
-            pcfg.work = args.work
-        pcfg.device = args.device
-        if args.steps:
-            pcfg.steps_vlm = pcfg.steps_dape = args.steps
-        train_prompts(pcfg)
-        return 0
+    from .config import build, presets
     from .runtime import resolve_device
-    from .training.sr import SRTrainConfig, train
+    cls = _load(_trainers()[args.what][1])
     preset = args.preset
     if preset == "auto":
-        preset = "cuda" if resolve_device(args.device).startswith("cuda") else "cpu"
-    cfg = SRTrainConfig.smoke() if args.smoke else (SRTrainConfig.cuda() if preset == "cuda" else SRTrainConfig())
-    for key in ("out", "work", "device", "threads"):
-        if getattr(args, key):
-            setattr(cfg, key, getattr(args, key))
-    if args.steps:
-        cfg.sr_chain_steps = cfg.chain_steps_for(args.steps)
-        cfg.steps_vae = cfg.steps_base = cfg.steps_sr = cfg.steps_critic = args.steps
-    train(cfg, minutes=args.minutes)
+        device = build(cls, args.what, None, args.overrides).device
+        preset = "cuda" if resolve_device(device).startswith("cuda") and "cuda" in presets(args.what) else "cpu"
+    cfg = build(cls, args.what, preset, args.overrides)
+    if args.what == "sr":
+        from .training.sr import train
+        train(cfg, minutes=args.minutes)
+    elif args.what == "prompts":
+        from .training.prompts import train
+        train(cfg)
+    else:
+        from .training.grpo import train
+        train(cfg)
     return 0
 
 

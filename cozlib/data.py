@@ -25,7 +25,7 @@ PHOTOS: dict[str, tuple[str, str]] = {
     "grace_hopper": ("matplotlib", "grace_hopper.jpg"),
 }
 
-#: The paper's evaluation sets (PAPER.md section 6): folder names under the data root, expected counts.
+#: The paper's evaluation sets (docs/PAPER.md §6): folder names under the data root, expected counts.
 DATASETS: dict[str, tuple[str, int]] = {
     "div2k": ("DIV2K_train_HR", 800),
     "div8k": ("DIV8K_train_HR", 1500),

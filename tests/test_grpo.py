@@ -91,14 +91,16 @@ def test_smoke_grpo_training_writes_an_adapter_that_loads(tmp_path):
     """Everything at a few steps: critic SFT, trl GRPOTrainer + peft LoRA on a tiny policy, export; the
     adapter then loads through --prompt vlm-grpo's path."""
     from cozlib.prompts.vlm import VLMPrompt, load_vlm
+    from cozlib.config import build
     from cozlib.training.grpo import GRPOTrainConfig, train
     from cozlib.training.tiny import build_qwen_vl
     model, proc = build_qwen_vl(seed=2)
     policy = tmp_path / "policy"
     model.save_pretrained(policy)
     proc.save_pretrained(policy)
-    cfg = GRPOTrainConfig.smoke(out=str(tmp_path / "grpo"), critic_out=str(tmp_path / "critic"), work=str(tmp_path / "work"),
-                                policy=str(policy), device="cpu", data_work=str(tmp_path / "data"))
+    cfg = build(GRPOTrainConfig, "grpo", "smoke", dict(out=str(tmp_path / "grpo"), critic_out=str(tmp_path / "critic"),
+                                                        work=str(tmp_path / "work"), policy=str(policy), device="cpu",
+                                                        data_work=str(tmp_path / "data")))
     adapter, critic = train(cfg, log=lambda *_: None)
     manifest = json.loads((adapter / "manifest.json").read_text())
     assert {"val_before", "val_after", "critic_agreement_val"} <= set(manifest)

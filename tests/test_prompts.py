@@ -217,9 +217,11 @@ def test_extractor_scores_oracle_is_precise_and_null_names_nothing():
 
 def test_smoke_prompt_training_writes_loadable_extractors(tmp_path):
     from cozlib.prompts.dape import Tagger
+    from cozlib.config import build
     from cozlib.training.prompts import PromptTrainConfig, train
-    cfg = PromptTrainConfig.smoke(out_vlm=str(tmp_path / "vlm-demo"), out_dape=str(tmp_path / "dape-demo"),
-                                  work=str(tmp_path / "work"), device="cpu")
+    cfg = build(PromptTrainConfig, "prompts", "smoke", dict(out_vlm=str(tmp_path / "vlm-demo"),
+                                                            out_dape=str(tmp_path / "dape-demo"),
+                                                            work=str(tmp_path / "work"), device="cpu"))
     vlm_dir, dape_dir = train(cfg, log=lambda *_: None)
     manifest = json.loads((vlm_dir / "manifest.json").read_text())
     assert set(manifest["metrics_val"]) == {"multiscale", "single"} and manifest["code_commit"]

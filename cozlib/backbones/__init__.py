@@ -1,7 +1,7 @@
 """SR backbones: a small protocol and a registry, so any SR model plugs into the chain.
 
 A backbone turns a low-resolution crop into the next scale-state, optionally guided by a prompt
-(the paper's f_theta(x_{i-1}, c_i)). The chain only knows this protocol (PAPER.md section 1: the
+(the paper's f_theta(x_{i-1}, c_i)). The chain only knows this protocol (docs/PAPER.md §1: the
 method is model-agnostic). ``scale`` tells the chain what input the model wants:
 
 * ``None``: the raw crop, any size (the backbone resizes it itself: nearest, bicubic);

@@ -1,2 +1,2 @@
-"""GRPO preference alignment of the prompt extractor (PAPER.md section 4): the rewards (rewards.py)
+"""GRPO preference alignment of the prompt extractor (docs/PAPER.md §4): the rewards (rewards.py)
 and the critic (critic.py); the training itself is ``cozlib.training.grpo`` (trl's GRPOTrainer)."""

@@ -1,4 +1,4 @@
-"""The critic of GRPO's R_critic (PAPER.md section 4): a VLM that sees the two crops and a candidate
+"""The critic of GRPO's R_critic (docs/PAPER.md §4): a VLM that sees the two crops and a candidate
 prompt and answers a score from 0 to 100.
 
 The paper's critic is InternVL2.5-8B (Qwen2.5-VL-7B-Instruct in its robustness study); its

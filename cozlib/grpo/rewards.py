@@ -1,4 +1,4 @@
-"""GRPO's three rewards (PAPER.md section 4): R = 1.0 R_critic + 0.5 R_phrase + 0.5 R_rep.
+"""GRPO's three rewards (docs/PAPER.md §4): R = 1.0 R_critic + 0.5 R_phrase + 0.5 R_rep.
 
 Each is a trl reward function: ``f(prompts, completions, **columns) -> list[float]``, where a
 completion is a string or, in trl's conversational format, a list of messages whose last one is
@@ -22,6 +22,10 @@ PAPER_CURVES = {"critic": [(0, 0.75), (1200, 0.75), (3000, 0.87), (10500, 0.91)]
                 "phrase": [(0, 0.955), (2500, 1.0), (10500, 0.995)],
                 "repetition": [(0, -0.045), (2000, 0.0), (10500, -0.002)],
                 "total": [(0, 1.20), (10500, 1.41)]}
+
+#: trl's per-step log keys of the four Figure 6 curves.
+REWARD_KEYS = {"critic": "rewards/critic/mean", "phrase": "rewards/phrase/mean",
+               "repetition": "rewards/repetition/mean", "total": "reward"}
 
 #: Reward weights of the paper: critic, phrase exclusion, repetition.
 WEIGHTS = {"critic": 1.0, "phrase": 0.5, "repetition": 0.5}
@@ -56,7 +60,7 @@ def phrase_exclusion(text: str, blacklist: Sequence[str] = BLACKLIST) -> float:
 
 def repetition_penalty(text: str, n: int = 3) -> float:
     """R_rep = -(1 - unique n-grams / all n-grams) over lowercase whitespace words; 0 with fewer
-    than ``n`` words (the cited work's public form, PAPER.md section 4). In [-1, 0]."""
+    than ``n`` words (the cited work's public form, docs/PAPER.md §4). In [-1, 0]."""
     words = text.lower().split()
     if len(words) < n:
         return 0.0

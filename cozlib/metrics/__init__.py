@@ -1,4 +1,4 @@
-"""Image-quality metrics through pyiqa (the field's standard library; PAPER.md section 6).
+"""Image-quality metrics through pyiqa (the field's standard library; docs/PAPER.md §6).
 
 No-reference: NIQE and PIQE (lower is better) run offline; MUSIQ, MANIQA-pipal and CLIPIQA (higher
 is better) need weight files that pyiqa would download: here they are used when the files are

@@ -2,7 +2,7 @@
 
 The chain hands an extractor a ``PromptContext``: the zoomed SR input of this step (x_{i-1}'s
 center crop, bicubic-upsampled), the coarser previous state x_{i-1} (which holds x_{i-2}'s
-information through the chain, PAPER.md section 1), the step index and where the view sits in x_0.
+information through the chain, docs/PAPER.md §1), the step index and where the view sits in x_0.
 Single-image extractors look only at ``zoomed``; multi-scale ones (``recursive_multiscale``) at
 both, coarser first, as in the official code. A user prompt is appended as
 "{extracted}, {user_prompt}," exactly like the official ``get_validation_prompt``.

@@ -1,4 +1,4 @@
-"""The VLM prompt extractor (PAPER.md section 3): Qwen2.5-VL asked for "a set of words".
+"""The VLM prompt extractor (docs/PAPER.md §3): Qwen2.5-VL asked for "a set of words".
 
 ``recursive_multiscale`` (CoZ proper, c_i from x_{i-1} and x_{i-2}): a system turn with
 MULTISCALE_SYSTEM and a user turn holding the coarser state, then the zoomed input, nothing else.

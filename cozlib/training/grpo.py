@@ -20,45 +20,55 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import option, require_whole
+from ..errors import ConfigError
 from .prompts import PromptTrainConfig, view_images
 
-#: The released adapter's LoRA (PAPER.md section 3): the language model's projections only.
+#: The released adapter's LoRA (docs/PAPER.md §3): the language model's projections only.
 LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 
 
 @dataclass
 class GRPOTrainConfig:
-    out: str = "data/weights/vlm-grpo-demo"
-    critic_out: str = "data/weights/critic-demo"
-    work: str = "build/train/grpo"
-    policy: str = "data/weights/vlm-demo/multiscale"
-    # the extractor samples: training.prompts' own (same folder and counts, so the same cache)
-    data_work: str = PromptTrainConfig.work
-    samples: int = PromptTrainConfig.samples
-    val_samples: int = PromptTrainConfig.val_samples
-    critic_steps: int = 1200
-    critic_batch: int = 16
-    critic_lr: float = 1e-3
-    steps: int = 300
-    prompts_per_step: int = 4        # views per optimizer step
-    num_generations: int = 8         # the group size (the paper's [S] 2); with 4, 42% of groups got one reward for all (no signal)
-    max_completion_length: int = 24
-    learning_rate: float = 2e-4
-    beta: float = 0.2                # KL to the supervised policy (the paper's value is unknown); 0.04 lost precision
-    temperature: float = 1.0
-    lora_r: int = 8
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    save_steps: int = 50
-    seed: int = 0
-    device: str = "auto"
+    out: str = option("data/weights/vlm-grpo-demo", "folder of the GRPO LoRA adapter (peft's format, as the released checkpoint)")
+    critic_out: str = option("data/weights/critic-demo", "folder of the demo critic")
+    work: str = option("build/train/grpo", "the critic's checkpoint and trl's checkpoints; a rerun resumes from here")
+    device: str = option("auto", "auto (CUDA when present, bf16), cpu, cuda or cuda:N")
+    seed: int = option(0, "seed of every draw")
+    policy: str = option("data/weights/vlm-demo/multiscale", "the supervised multi-scale VLM that GRPO tunes")
+    data_work: str = option(PromptTrainConfig.work, "where the extractor samples are cached (training.prompts' "
+                                                    "folder: the same samples, rendered once)")
+    samples: int = option(PromptTrainConfig.samples, "training views (the extractor's)")
+    val_samples: int = option(PromptTrainConfig.val_samples, "held-out views for the before / after metrics")
+    # -- the demo critic: a tiny Qwen2.5-VL taught to score a prompt against the truth
+    steps_critic: int = option(1200, "critic SFT steps (answers 100 x F1 of a candidate's words against the truth)")
+    batch_critic: int = option(16, "critic batch size")
+    lr_critic: float = option(1e-3, "critic peak learning rate")
+    # -- GRPO (trl's GRPOTrainer)
+    steps_grpo: int = option(300, "GRPO optimizer steps (trl's max_steps; the paper ran about 10K)")
+    prompts_per_step: int = option(4, "views per optimizer step")
+    num_generations: int = option(8, "completions per view, the group (the paper's [S] 2); with 4, 42% of groups "
+                                     "gave one reward to all their completions: no learning signal")
+    max_completion_length: int = option(24, "new tokens per completion")
+    lr_grpo: float = option(2e-4, "LoRA peak learning rate (cosine schedule)")
+    beta: float = option(0.2, "KL weight to the supervised policy (the paper's is unknown); 0.04 let the policy "
+                              "drift to the critic's errors")
+    temperature: float = option(1.0, "sampling temperature of the completions")
+    lora_r: int = option(8, "LoRA rank (the released adapter's, docs/PAPER.md §3)")
+    lora_alpha: int = option(32, "LoRA alpha (the released adapter's)")
+    lora_dropout: float = option(0.05, "LoRA dropout (the released adapter's)")
+    save_steps: int = option(50, "a trl checkpoint every this many steps (resumable)")
 
-    @classmethod
-    def smoke(cls, **kw) -> "GRPOTrainConfig":
-        base = dict(critic_steps=4, critic_batch=2, steps=2, prompts_per_step=2, num_generations=2,
-                    max_completion_length=6, save_steps=1, samples=24, val_samples=4)
-        base.update(kw)
-        return cls(**base)
+    def validate(self) -> "GRPOTrainConfig":
+        require_whole(self, ("samples", "val_samples", "prompts_per_step", "max_completion_length", "lora_r",
+                             "lora_alpha", "save_steps"))
+        if self.num_generations < 2:
+            raise ConfigError(f"num_generations must be >= 2 (GRPO compares completions within a group), "
+                              f"got {self.num_generations!r}")
+        if self.beta < 0 or not self.temperature > 0 or not 0 <= self.lora_dropout < 1:
+            raise ConfigError(f"beta >= 0, temperature > 0 and 0 <= lora_dropout < 1, got {self.beta!r}, "
+                              f"{self.temperature!r}, {self.lora_dropout!r}")
+        return self
 
 
 # -- the demo critic ----------------------------------------------------------------------------
@@ -70,12 +80,12 @@ def train_critic(data: dict, cfg: GRPOTrainConfig, device: str, log=print):
 
     def batch(i: int):
         rng = random.Random(cfg.seed * 1_000_003 + i)
-        idx = [rng.randrange(len(data["prompt"])) for _ in range(cfg.critic_batch)]
+        idx = [rng.randrange(len(data["prompt"])) for _ in range(cfg.batch_critic)]
         cands = [candidate_prompts(data["prompt"][j], rng, 1)[0] for j in idx]
         return ([critic_messages(c) for c in cands], [view_images(data, j) for j in idx],
                 [str(round(truth_score(c, data["words"][j]))) for c, j in zip(cands, idx)])
 
-    return sft_stage("critic", cfg.seed + 7, cfg.critic_steps, cfg.critic_lr, cfg.work, device, batch, log)
+    return sft_stage("critic", cfg.seed + 7, cfg.steps_critic, cfg.lr_critic, cfg.work, device, batch, log)
 
 
 def critic_agreement(critic, data: dict, n_per_view: int = 2, seed: int = 1) -> dict:
@@ -166,20 +176,20 @@ def train_grpo(data: dict, critic, cfg: GRPOTrainConfig, device: str, log=print)
     cuda = device.startswith("cuda")
     out_dir = Path(cfg.work) / "trainer"
     args = GRPOConfig(
-        output_dir=str(out_dir), max_steps=cfg.steps, per_device_train_batch_size=cfg.prompts_per_step * cfg.num_generations,
+        output_dir=str(out_dir), max_steps=cfg.steps_grpo, per_device_train_batch_size=cfg.prompts_per_step * cfg.num_generations,
         num_generations=cfg.num_generations, max_completion_length=cfg.max_completion_length,
-        learning_rate=cfg.learning_rate, beta=cfg.beta, temperature=cfg.temperature,
+        learning_rate=cfg.lr_grpo, beta=cfg.beta, temperature=cfg.temperature,
         reward_weights=[WEIGHTS["critic"], WEIGHTS["phrase"], WEIGHTS["repetition"]],
         logging_steps=1, save_steps=cfg.save_steps, save_total_limit=2, seed=cfg.seed, bf16=cuda,
         use_cpu=not cuda, report_to="none", disable_tqdm=True, lr_scheduler_type="cosine",
-        warmup_steps=max(1, cfg.steps // 20), dataloader_num_workers=0)
+        warmup_steps=max(1, cfg.steps_grpo // 20), dataloader_num_workers=0)
     trainer = GRPOTrainer(model=model, reward_funcs=[critic_reward(critic), phrase_reward(), repetition_reward()],
                           args=args, train_dataset=grpo_dataset(data), processing_class=proc, peft_config=lora_config(cfg))
     resume = _resumable(out_dir, log)
     t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=True if resume else None)
     hist = [r for r in trainer.state.log_history if "reward" in r]
-    log(f"[grpo] {cfg.steps} steps in {(time.perf_counter() - t0) / 60:.1f} min; last: "
+    log(f"[grpo] {cfg.steps_grpo} steps in {(time.perf_counter() - t0) / 60:.1f} min; last: "
         + json.dumps({k: round(v, 4) for k, v in hist[-1].items() if k.startswith("rewards/") or k == "reward"} if hist else {}))
     return trainer, hist
 
@@ -187,16 +197,16 @@ def train_grpo(data: dict, critic, cfg: GRPOTrainConfig, device: str, log=print)
 def train(cfg: GRPOTrainConfig, log=print) -> tuple[Path, Path]:
     """Critic, its agreement with the truth, GRPO, the policy before/after on held-out views; export
     the critic (a model folder) and the adapter (peft's format, as the released checkpoint) with manifests."""
-    import platform
-    import torch
     import transformers
+    from ..config import check
     from ..grpo.critic import VLMCritic
     from ..imageio import atomic_dir
     from ..paths import resolve
     from ..prompts.vlm import load_vlm
     from ..runtime import resolve_device, seed_everything
     from .prompts import cached_samples, score_prompts, vlm_prompts
-    from .sr import _device_name, _git_commit
+    from ..provenance import header, training_manifest
+    check(cfg)
     transformers.utils.logging.disable_progress_bar()
     device = resolve_device(cfg.device)
     t0 = time.perf_counter()
@@ -218,15 +228,12 @@ def train(cfg: GRPOTrainConfig, log=print) -> tuple[Path, Path]:
     after = score_prompts(vlm_prompts(tuned, before_proc, val, True), val)
     log(f"[eval] policy on val before GRPO: {json.dumps(before['all'])}; after: {json.dumps(after['all'])}")
     wall = time.perf_counter() - t0
-    common = {"code_commit": _git_commit(), "device": _device_name(device), "host": platform.node(),
-              "torch": torch.__version__, "wall_s_this_run": round(wall, 1)}
     with atomic_dir(Path(cfg.critic_out)) as tmp:
         critic_model.to("cpu").save_pretrained(tmp)
         critic_proc.save_pretrained(tmp)
-        (tmp / "manifest.json").write_text(json.dumps({
-            "model": "tiny Qwen2.5-VL critic, trained to answer 100 x F1 of a prompt's words vs ZoomWorld truth",
-            **common, "config": asdict(cfg), "steps": cfg.critic_steps, "wall_s": round(cstage.wall_s, 1),
-            "final": cstage.history[-1] if cstage.history else None, "agreement_val": agreement}, indent=1) + "\n")
+        (tmp / "manifest.json").write_text(json.dumps(training_manifest(
+            "tiny Qwen2.5-VL critic, trained to answer 100 x F1 of a prompt's words vs ZoomWorld truth", cfg, [cstage],
+            device, wall, agreement_val=agreement), indent=1) + "\n")
     with atomic_dir(Path(cfg.out)) as tmp:
         (tmp / "adapter_model.safetensors").write_bytes((adapter / "adapter_model.safetensors").read_bytes())
         acfg = json.loads((adapter / "adapter_config.json").read_text())
@@ -234,7 +241,8 @@ def train(cfg: GRPOTrainConfig, log=print) -> tuple[Path, Path]:
         (tmp / "adapter_config.json").write_text(json.dumps(acfg, indent=2) + "\n")
         (tmp / "manifest.json").write_text(json.dumps({
             "model": "GRPO LoRA adapter (peft format, as the released checkpoint-10000) on the demo multi-scale VLM",
-            **common, "config": asdict(cfg), "policy": cfg.policy, "critic_agreement_val": agreement,
+            **header(device), "config": asdict(cfg), "wall_s_this_run": round(wall, 1), "policy": cfg.policy,
+            "critic_agreement_val": agreement,
             "val_before": before, "val_after": after}, indent=1) + "\n")
         (tmp / "history.json").write_text(json.dumps(hist) + "\n")
     return Path(cfg.out), Path(cfg.critic_out)

@@ -6,7 +6,7 @@ at process size 256: the coarser state (the view at zoom/4, resized to the VLM's
 bicubic-upsampled to that size, as the chain's 64 px
 crop upsampled to 256), and the target = the view's true words at 256 px (``truth_prompt``).
 
-* VLM (supervised fine-tuning, next-token cross-entropy on the answer: PAPER.md section 1's VLM
+* VLM (supervised fine-tuning, next-token cross-entropy on the answer: docs/PAPER.md §1's VLM
   loss): two variants of the same tiny Qwen2.5-VL, ``multiscale`` (the paper's message with both
   images) and ``single`` (the single-image message, zoomed input only).
 * Tagger (the demo DAPE): binary cross-entropy per vocabulary word, zoomed input only.
@@ -16,11 +16,13 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..config import option, require_share, require_whole
+from ..errors import ConfigError
 from ..imageio import save_torch
 from .loop import Stage, autocast, cosine_lr
 from .tiny import TINY
@@ -28,33 +30,38 @@ from .tiny import TINY
 
 @dataclass
 class PromptTrainConfig:
-    out_vlm: str = "data/weights/vlm-demo"
-    out_dape: str = "data/weights/dape-demo"
-    work: str = "build/train/prompts"
-    image_px: int = TINY["qwen_vl"]["image_px"]   # the tiny VLM's processor size (both images)
-    process_size: int = 256      # the chain's state size: the words are those visible at this size
-    samples: int = 12000         # 6000 with 3000 steps: val hallucination 0.051 / 0.090 (multi / single); 12000 with 6000: 0.039 / 0.069
-    val_samples: int = 240
-    zoom_exponents: tuple = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)   # zoom = 2 ** k: 2x .. 1024x
-    steps_vlm: int = 12000       # 1500 left the multi-scale model undertrained; 6000: val hallucination 0.039 / 0.069,
-                                 # 12000: 0.031 / 0.060 (multi / single; bench/results/hallucination_cpu.md)
-    batch_vlm: int = 16
-    lr_vlm: float = 1e-3
-    steps_dape: int = 1200
-    batch_dape: int = 32
-    dape_px: int = 64            # the tagger's input: the zoomed view holds process_size/4 px of information
-    lr_dape: float = 2e-3
-    variants: list = field(default_factory=lambda: ["multiscale", "single"])
-    chat_habits: float = 0.1     # share of SFT answers in a chat VLM's habits (chat_habit): what GRPO removes
-    seed: int = 0
-    device: str = "auto"
-    workers: int = 2
+    out_vlm: str = option("data/weights/vlm-demo", "folder of the two VLM variants (multiscale/, single/) with a manifest")
+    out_dape: str = option("data/weights/dape-demo", "folder of the DAPE-like tagger")
+    work: str = option("build/train/prompts", "checkpoints and cached samples; a rerun resumes from here")
+    device: str = option("auto", "auto (CUDA when present, bf16 autocast), cpu, cuda or cuda:N")
+    workers: int = option(2, "processes rendering the samples (they do not depend on it)")
+    seed: int = option(0, "seed of every draw")
+    image_px: int = option(TINY["qwen_vl"]["image_px"], "the tiny VLM's image size (both images): at 140 px one merged "
+                                                        "token lies wholly inside the zoomed window of the coarser image")
+    process_size: int = option(256, "the chain's state size: the true words are those visible at this size")
+    samples: int = option(12000, "training views (ZoomWorld train split)")
+    val_samples: int = option(240, "held-out views (val split) for the manifest's metrics")
+    zoom_exponents: tuple = option((1, 2, 3, 4, 5, 6, 7, 8, 9, 10), "zoom = 2 ** k of the views: 2x .. 1024x")
+    variants: list[str] = option(["multiscale", "single"], "VLM variants: multiscale (the paper's two-image message) "
+                                                           "and single (the single-image message)")
+    steps_vlm: int = option(12000, "supervised fine-tuning steps of each VLM variant (next-token cross-entropy, docs/PAPER.md §1)")
+    batch_vlm: int = option(16, "VLM batch size")
+    lr_vlm: float = option(1e-3, "VLM peak learning rate (cosine schedule)")
+    chat_habits: float = option(0.1, "share of SFT answers in a chat VLM's habits (chat_habit): the phrases and "
+                                     "repetitions GRPO's rewards remove, as the paper's policy starts with them")
+    steps_dape: int = option(1200, "steps of the DAPE-like tagger (multi-label BCE on the zoomed view)")
+    batch_dape: int = option(32, "tagger batch size")
+    lr_dape: float = option(2e-3, "tagger peak learning rate")
+    dape_px: int = option(64, "the tagger's input size: the zoomed view holds process_size/4 px of information")
 
-    @classmethod
-    def smoke(cls, **kw) -> "PromptTrainConfig":
-        base = dict(samples=24, val_samples=8, steps_vlm=4, batch_vlm=2, steps_dape=4, batch_dape=4, workers=1)
-        base.update(kw)
-        return cls(**base)
+    def validate(self) -> "PromptTrainConfig":
+        require_whole(self, ("image_px", "process_size", "samples", "val_samples", "dape_px", "workers"))
+        require_share(self, ("chat_habits",))
+        if not self.variants or set(self.variants) - {"multiscale", "single"}:
+            raise ConfigError(f"variants must be a non-empty list of multiscale and single, got {self.variants!r}")
+        if not self.zoom_exponents or any(not isinstance(k, int) or not 0 <= k <= 40 for k in self.zoom_exponents):
+            raise ConfigError(f"zoom_exponents are whole numbers in 0..40 (zoom 2 ** k), got {self.zoom_exponents!r}")
+        return self
 
 
 # -- data ---------------------------------------------------------------------------------------
@@ -162,7 +169,7 @@ def chat_habit(answer: str, rng: np.random.Generator, variant: str = "multiscale
     """``answer`` as a general chat VLM gives it at times: after a lead-in naming the images
     (HABIT_LEADS), or as a list that runs on, repeating itself until the token limit cuts it.
     Qwen2.5-VL-3B-Instruct has such habits: the paper's GRPO curves start at R_phrase 0.955 and
-    R_rep -0.045 (PAPER.md section 4). A share of the demo SFT answers (``chat_habits``) carries
+    R_rep -0.045 (docs/PAPER.md §4). A share of the demo SFT answers (``chat_habits``) carries
     them, so the demo extractor starts where the paper's did and GRPO has them to remove."""
     if not answer:
         return answer
@@ -258,25 +265,20 @@ def vlm_prompts(model, proc, data: dict, multiscale: bool, batch: int = 32) -> l
 
 
 def _manifest(cfg, stages, metrics, device, wall_s, what: str) -> dict:
-    import platform
-    import torch
-    from .sr import _device_name, _git_commit
-    return {"model": what, "code_commit": _git_commit(), "config": asdict(cfg), "device": _device_name(device),
-            "host": platform.node(), "torch": torch.__version__, "wall_s_all_stages": round(sum(s.wall_s for s in stages), 1),
-            "wall_s_this_run": round(wall_s, 1),
-            "stages": [{"name": s.name, "steps": s.steps, "wall_s": round(s.wall_s, 1),
-                        "final": s.history[-1] if s.history else None} for s in stages],
-            "data": {"train": f"{cfg.samples} ZoomWorld train-split views, zoom 2x-1024x",
-                     "validation": f"{cfg.val_samples} ZoomWorld val-split views"},
-            "metrics_val": metrics}
+    from ..provenance import training_manifest
+    return training_manifest(what, cfg, stages, device, wall_s, metrics_val=metrics,
+                             data={"train": f"{cfg.samples} ZoomWorld train-split views, zoom 2x-1024x",
+                                   "validation": f"{cfg.val_samples} ZoomWorld val-split views"})
 
 
 def train(cfg: PromptTrainConfig, log=print) -> tuple[Path, Path]:
     """Both VLM variants and the tagger, evaluated on the val split, exported with manifests."""
     import transformers
+    from ..config import check
     from ..imageio import atomic_dir
     from .tiny import TINY
     from ..runtime import resolve_device, seed_everything
+    check(cfg)
     transformers.utils.logging.disable_progress_bar()
     device = resolve_device(cfg.device)
     t0 = time.perf_counter()

@@ -40,9 +40,10 @@ def sr_stages(device: str, steps: int = 20, pairs: int = 64, preset: str = "cpu"
     ZoomWorld pairs. Each stage runs three times from the same start: ``steps // 5`` steps to warm up
     (CUDA's first kernels, allocator), then ``steps // 5`` and ``steps // 5 + steps`` steps; the time
     is the difference of the last two, so set-up and the final checkpoint cancel out."""
+    from ..config import build
     from .sr import SRTrainConfig, make_pairs, train_base, train_sr, train_vae
     from .tiny import build_pipeline
-    cfg = (SRTrainConfig.cuda if preset == "cuda" else SRTrainConfig)(pairs=pairs, val_pairs=4, workers=1, device=device)
+    cfg = build(SRTrainConfig, "sr", preset, dict(pairs=pairs, val_pairs=4, workers=1, device=device))
     data = make_pairs(cfg, "train", pairs, photos=False)
     pipe = build_pipeline(0)
     for enc in (pipe.text_encoder, pipe.text_encoder_2, pipe.text_encoder_3):
@@ -50,12 +51,12 @@ def sr_stages(device: str, steps: int = 20, pairs: int = 64, preset: str = "cpu"
     rows = []
     warm = max(1, steps // 5)
     with tempfile.TemporaryDirectory() as tmp:
-        for name, fn, batch in (("vae", train_vae, cfg.batch), ("base", train_base, cfg.batch),
+        for name, fn, batch in (("vae", train_vae, cfg.batch_vae), ("base", train_base, cfg.batch_base),
                                 ("sr-perceptual", None, cfg.batch_sr)):
             walls = []
             for k, n in enumerate((warm, warm, warm + steps)):
                 c = replace(cfg, work=f"{tmp}/{name}-{k}", steps_vae=n, steps_base=n, steps_sr=n,
-                            steps_critic=2, sr_chain_steps=0)  # the SR stage is timed, not its critic or chain part
+                            steps_critic=2, steps_chain=0)  # the SR stage is timed, not its critic or chain part
                 p = copy.copy(pipe)
                 p.transformer, p.vae = copy.deepcopy(pipe.transformer), copy.deepcopy(pipe.vae)
                 _reset_peak(device)
@@ -77,7 +78,7 @@ def grpo_steps(device: str, steps: int = 4) -> list[dict]:
     critic = load_critic(None, device)
     data = make_samples(PromptTrainConfig(workers=1), "train", 16)
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = GRPOTrainConfig(steps=steps, work=tmp, save_steps=10 * steps, device=device)
+        cfg = GRPOTrainConfig(steps_grpo=steps, work=tmp, save_steps=10 * steps, device=device)
         _reset_peak(device)
         t = time.perf_counter()
         _, hist = train_grpo(data, critic, cfg, device, lambda *_: None)

@@ -34,8 +34,7 @@ TINY = {
     # patches of 14 px, merged 2x2: 25 tokens of 28 px each (Qwen2.5-VL-3B sees a 512 px state as
     # 324). An odd token grid puts one token wholly inside the zoomed window (the coarser image's
     # central quarter, 35 px): at 112 px (a 4x4 grid) that window straddles four tokens, each three
-    # quarters context. At 140 px both variants hallucinate less, the multi-scale one at 16x too
-    # (PAPER.md section 3's multi-scale prompt; bench/results/hallucination_cpu.md).
+    # quarters context (docs/PAPER.md §3's multi-scale prompt; measured in docs/lab/).
     "qwen_vl": {
         "text": dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
                      num_key_value_heads=2, max_position_embeddings=1024,

@@ -1,0 +1,157 @@
+"""The OSEDiff one-step model on diffusers' SD3 parts (docs/PAPER.md §5): ``OSEDiffOptions`` and
+``OSEDiffSD3`` (prompt encoding, encode, velocity, decode, ``one_step``, the ``SRBackbone`` protocol).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from PIL import Image
+
+from ...errors import ConfigError
+
+#: The options a weights folder may fix for its model (``cozlib.json`` beside ``model_index.json``).
+OPTIONS_FILE = "cozlib.json"
+
+
+@dataclass
+class OSEDiffOptions:
+    """Options of one OSEDiff model; a weights folder's ``cozlib.json`` may set them."""
+
+    lora_rank: int = 4
+    vae_lora_rank: int = 4
+    #: Extra transformer modules with LoRA beyond the AdaLayerNormZero linears (demo model only).
+    extra_lora_targets: list[str] = field(default_factory=list)
+    max_sequence_length: int = 512      # T5 tokens (the official encode_prompt uses 512)
+    latent_tile: int | None = None      # tile the transformer call over the latent (None: whole)
+    latent_tile_overlap: int = 8
+    #: Encode and decode in VAE tiles of this many pixels (diffusers' AutoencoderKL tiling: a quarter
+    #: overlap, blended), the official code's ``vae_encoder_tiled_size`` / ``vae_decoder_tiled_size``.
+    #: The VAE's GroupNorm normalises over the whole image, so a model trained on small crops sees
+    #: other latents when a large image is encoded whole; None: whole images.
+    vae_tile: int | None = None
+    posterior: str = "mode"             # "mode" (deterministic; docs/PAPER.md §5) or "sample" (official TEST code)
+
+    @classmethod
+    def from_folder(cls, folder: Path) -> "OSEDiffOptions":
+        f = folder / OPTIONS_FILE
+        if not f.is_file():
+            return cls()
+        data = json.loads(f.read_text())
+        known = {k: v for k, v in data.get("options", {}).items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def set_vae_tiling(vae, tile: int) -> None:
+    """Tile ``vae``'s encode and decode at ``tile`` pixels (``OSEDiffOptions.vae_tile``)."""
+    down = 2 ** (len(vae.config.block_out_channels) - 1)
+    if tile % down or tile < down:
+        raise ConfigError(f"vae_tile {tile} must be a positive multiple of the VAE's downscale factor {down}")
+    vae.enable_tiling()
+    vae.tile_sample_min_size, vae.tile_latent_min_size = tile, tile // down
+
+
+class OSEDiffSD3:
+    """One-step SR on SD3 components (``scale = 1``: the input is the bicubic-upsampled crop)."""
+
+    scale = 1
+    uses_prompt = True
+
+    def __init__(self, pipe, options: OSEDiffOptions, name: str, identity: str, device: str = "cpu",
+                 text_device: str | None = None) -> None:
+        import torch
+        self.pipe, self.options, self.name, self._identity = pipe, options, name, identity
+        self.device = torch.device(device)
+        self.text_device = torch.device(text_device or device)
+        self.transformer, self.vae = pipe.transformer, pipe.vae
+        pipe.scheduler.set_timesteps(1)
+        self.timestep = pipe.scheduler.timesteps[0]           # 1000
+        self.sigma = float(pipe.scheduler.sigmas[0])            # 1.0
+        self.lora_targets: list[str] = []                       # transformer LoRA modules, official file order
+        if options.vae_tile:
+            set_vae_tiling(self.vae, options.vae_tile)
+
+    def identity(self) -> str:
+        return self._identity
+
+    # the prompt: SD3's own encoding (CLIP-L + CLIP-G hidden states padded and joined to T5's)
+    def encode_prompt(self, prompts: Sequence[str]):
+        """(prompt_embeds [B, 77 + T5 tokens, D], pooled [B, 2 x proj]) on the model device."""
+        import torch
+        with torch.no_grad():
+            pe, _, pooled, _ = self.pipe.encode_prompt(
+                prompt=list(prompts), prompt_2=None, prompt_3=None, device=self.text_device,
+                do_classifier_free_guidance=False, max_sequence_length=self.options.max_sequence_length)
+        dtype = self.transformer.dtype
+        return pe.to(self.device, dtype), pooled.to(self.device, dtype)
+
+    def encode(self, x):
+        """z = VAE.encode(x).mode() * scaling: no shift on encode (the official code's convention)."""
+        dist = self.vae.encode(x.to(self.device, self.vae.dtype)).latent_dist
+        z = dist.mode() if self.options.posterior == "mode" else dist.sample()
+        return z * self.vae.config.scaling_factor
+
+    def decode(self, z0):
+        """x = VAE.decode(z0 / scaling + shift), in [-1, 1] (unclamped)."""
+        cfg = self.vae.config
+        return self.vae.decode(z0.to(self.vae.dtype) / cfg.scaling_factor + (cfg.shift_factor or 0.0)).sample
+
+    def velocity(self, z, prompt_embeds, pooled):
+        """v = transformer(z, t=1000, c); tiled with Gaussian blending when ``latent_tile`` is set."""
+        tile = self.options.latent_tile
+        if tile is None or (z.shape[-1] <= tile and z.shape[-2] <= tile):
+            return self._v(z, prompt_embeds, pooled)
+        return self._v_tiled(z, prompt_embeds, pooled, tile, self.options.latent_tile_overlap)
+
+    def _v(self, z, prompt_embeds, pooled):
+        t = self.timestep.expand(z.shape[0]).to(z.device)
+        return self.transformer(hidden_states=z.to(self.transformer.dtype), timestep=t,
+                                encoder_hidden_states=prompt_embeds, pooled_projections=pooled,
+                                return_dict=False)[0]
+
+    def _v_tiled(self, z, prompt_embeds, pooled, tile: int, overlap: int):
+        """Full-image denoising (the official TILE code): overlapping latent tiles, Gaussian-weighted mean."""
+        import torch
+        from ...geometry import gaussian_weights, tile_starts
+        B, C, H, W = z.shape
+        w = torch.from_numpy(gaussian_weights(tile)).to(z.device, z.dtype)
+        ys, xs = tile_starts(H, tile, overlap), tile_starts(W, tile, overlap)
+        pos = [(y, x) for y in ys for x in xs]
+        acc = torch.zeros_like(z)
+        norm = torch.zeros((1, 1, H, W), device=z.device, dtype=z.dtype)
+        for y, x in pos:  # one call per tile position, the whole batch at once
+            v = self._v(z[:, :, y:y + tile, x:x + tile], prompt_embeds, pooled).to(z.dtype)
+            acc[:, :, y:y + tile, x:x + tile] += v * w
+            norm[:, :, y:y + tile, x:x + tile] += w
+        return acc / norm
+
+    def one_step(self, x_lr, prompt_embeds, pooled):
+        """docs/PAPER.md §5: x_lr [B, 3, H, W] in [-1, 1] -> x_hr in [-1, 1] (differentiable)."""
+        z = self.encode(x_lr)
+        z0 = z - self.sigma * self.velocity(z, prompt_embeds, pooled)
+        return self.decode(z0)
+
+    def __call__(self, x, prompts: Sequence[str]):
+        """[B, 3, H, W] in [0, 1] (already at the output size) -> same shape in [0, 1]."""
+        import torch
+        with torch.inference_mode():
+            pe, pooled = self.encode_prompt(prompts)
+            y = self.one_step(x * 2 - 1, pe, pooled)
+        return ((y.float() + 1) / 2).clamp(0, 1).cpu()
+
+    def upsample(self, lr: Sequence[Image.Image], prompts: Sequence[str], size: int, *,
+                 seed: int = 0) -> list[Image.Image]:
+        import torch
+        from ... import geometry
+        from ...imageio import pil_to_tensor, tensor_to_pil
+        torch.manual_seed(seed)  # only used by posterior="sample"
+        out = []
+        for im, prompt in zip(lr, prompts):
+            if im.size != (size, size):
+                im = geometry.resize(im, size, "bicubic")
+            out.append(tensor_to_pil(self(pil_to_tensor(im), [prompt])))
+        return out
+
+

@@ -1,0 +1,129 @@
+"""The methods of the paper's tables (docs/PAPER.md §2, §6) and running them: a ``Method`` is one row
+(a rec_type, a backbone, a prompt source); ``run_methods`` runs every (image, method) chain through the
+content-keyed cache, sharing identical SR calls; ``world_inputs`` / ``truth_states`` give ZoomWorld
+inputs and the exact truth of every state.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Iterable, Mapping, Sequence
+
+from PIL import Image
+
+from ..chain import ChainCache, ChainConfig, ChainResult, run_chain
+
+
+@dataclass(frozen=True)
+class Method:
+    """One row of a Table-1-style comparison."""
+
+    label: str
+    rec_type: str
+    backbone: str | None = None
+    prompt: str = "null"
+
+
+#: Table 1's rows that run on natural photos with a prompt-blind backbone (Real-ESRGAN): the
+#: VLM/DAPE rows need a prompt-conditioned backbone (``world_methods``).
+PHOTO_METHODS: tuple[Method, ...] = (
+    Method("Nearest", "nearest"),
+    Method("Bicubic", "bicubic"),
+    Method("Direct SR", "onestep", "realesrgan"),
+    Method("CoZ", "recursive", "realesrgan"),
+)
+
+
+def world_methods(backbone: str = "osediff-demo", l2_backbone: str | None = "osediff-demo-l2") -> tuple[Method, ...]:
+    """Table 1 on ZoomWorld with a prompt-conditioned OSEDiff: the paper's rows (null, DAPE, VLM
+    prompts; the single-image VLM beside the multi-scale one), the oracle (ZoomWorld's truth), a
+    deliberately wrong prompt, and the L2-only variant."""
+    rows = [Method("Nearest", "nearest"), Method("Bicubic", "bicubic"),
+            Method("Direct SR (OSEDiff)", "onestep", backbone),
+            Method("CoZ null (OSEDiff)", "recursive", backbone),
+            Method("CoZ DAPE (OSEDiff)", "recursive", backbone, "dape"),
+            Method("CoZ VLM single (OSEDiff)", "recursive", backbone, "vlm-single"),
+            Method("CoZ VLM (OSEDiff)", "recursive_multiscale", backbone, "vlm"),
+            Method("CoZ VLM GRPO (OSEDiff)", "recursive_multiscale", backbone, "vlm-grpo"),
+            Method("CoZ oracle (OSEDiff)", "recursive", backbone, "oracle"),
+            Method("CoZ wrong (OSEDiff)", "recursive", backbone, "wrong")]
+    if l2_backbone:
+        rows.append(Method("CoZ oracle (OSEDiff L2)", "recursive", l2_backbone, "oracle"))
+    return tuple(rows)
+
+
+WORLD_METHODS = world_methods()
+
+
+def methods_by_label(labels: Iterable[str], catalogue: Sequence[Method] = PHOTO_METHODS + WORLD_METHODS) -> list[Method]:
+    from ..errors import ConfigError
+    index = {m.label: m for m in catalogue}
+    missing = [l for l in labels if l not in index]
+    if missing:
+        raise ConfigError(f"unknown method(s) {missing}; known: {list(index)}")
+    return [index[l] for l in labels]
+
+
+class _MemoBackbone:
+    """Remembers SR outputs by input pixels, prompt, size and seed: direct SR's first step and the
+    chain's first step are the same computation, done once."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.name, self.scale, self.uses_prompt = inner.name, inner.scale, inner.uses_prompt
+        self._memo: dict[tuple, Image.Image] = {}
+
+    def identity(self) -> str:
+        return self.inner.identity()
+
+    def upsample(self, lr, prompts, size, *, seed=0):
+        import hashlib
+        keys = [(hashlib.sha256(im.tobytes()).hexdigest(), im.size, p, size, seed) for im, p in zip(lr, prompts)]
+        todo = [i for i, k in enumerate(keys) if k not in self._memo]
+        if todo:
+            outs = self.inner.upsample([lr[i] for i in todo], [prompts[i] for i in todo], size, seed=seed)
+            for i, out in zip(todo, outs):
+                self._memo[keys[i]] = out
+        return [self._memo[k].copy() for k in keys]
+
+
+def run_methods(images: Mapping[str, Image.Image], methods: Sequence[Method], config: ChainConfig,
+                cache: ChainCache | None, device: str = "auto", progress: bool = True,
+                sources: Mapping[str, dict] | None = None,
+                prompt_options: Mapping[str, object] | None = None) -> dict[tuple[str, str], ChainResult]:
+    """Every (image name, method label) chain; each backbone and extractor is built once.
+    ``sources`` adds what an extractor may need per image (``{"world_seed": S}`` for ZoomWorld);
+    ``prompt_options`` go to the extractors that take them (e.g. ``vlm=DIR`` for Qwen2.5-VL-3B)."""
+    from tqdm.auto import tqdm
+    from ..backbones import make_backbone
+    from ..prompts import make_prompt_extractor
+
+    backbones, extractors = {}, {}
+    results: dict[tuple[str, str], ChainResult] = {}
+    jobs = [(name, m) for name in images for m in methods]
+    for name, m in tqdm(jobs, desc="chains", disable=not progress):
+        cfg = replace(config, rec_type=m.rec_type)
+        backbone = None
+        if cfg.uses_backbone:
+            if m.backbone not in backbones:
+                backbones[m.backbone] = _MemoBackbone(make_backbone(m.backbone, device=device))
+            backbone = backbones[m.backbone]
+        if m.prompt not in extractors:
+            extractors[m.prompt] = make_prompt_extractor(m.prompt, device=device, **(prompt_options or {}))
+        source = {"image": name, **((sources or {}).get(name, {}))}
+        results[(name, m.label)] = run_chain(images[name], cfg, backbone, extractors[m.prompt],
+                                             cache=cache, source=source)
+    return results
+
+
+def world_inputs(seeds: Sequence[int], size: int) -> tuple[dict[str, Image.Image], dict[str, dict]]:
+    """Base views of ZoomWorld scenes as chain inputs, named ``world-SEED``, with their sources."""
+    from .. import world
+    images = {f"world-{s}": world.render_view(s, (0.5, 0.5), 1.0, size) for s in seeds}
+    return images, {f"world-{s}": world.world_source(s) for s in seeds}
+
+
+def truth_states(result: ChainResult) -> list[Image.Image]:
+    """The exact ground truth of every state of a chain run on a ZoomWorld input (same windows, size)."""
+    from .. import world
+    seed = result.source["world_seed"]
+    return [world.render_window(seed, w, result.states[0].size[0]) for w in result.windows]

@@ -1,0 +1,87 @@
+"""Curves: metrics per magnification, GRPO's reward curves beside the paper's (Figure 6), training
+curves of a weights folder.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+from ..experiments.tables import per_scale_means
+
+
+def per_scale_figure(rows: Sequence[dict], metrics: Sequence[str], methods: Sequence[str]):
+    """Mean metric per magnification, one panel per metric, one line per method."""
+    import matplotlib.pyplot as plt
+    from ..metrics import LOWER_IS_BETTER
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        means = per_scale_means(rows, metric)
+        for label in methods:
+            if label in means:
+                xs = list(means[label])
+                ax.plot(xs, [means[label][x] for x in xs], marker="o", label=label)
+        ax.set_xscale("log", base=4)
+        ax.set_xticks(xs, [f"{x}x" for x in xs])
+        ax.set_title(f"{metric.upper()} ({'lower' if metric in LOWER_IS_BETTER else 'higher'} is better)")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def figure6(history: Sequence[dict]):
+    """Figure-6-style reward curves of a GRPO run (trl's log: rewards/<name>/mean per step), four
+    panels (critic, phrase, repetition, total), the paper's read-off values beside them on a
+    training-progress axis (0 = start, 1 = end of each run)."""
+    import matplotlib.pyplot as plt
+    from ..grpo.rewards import PAPER_CURVES, REWARD_KEYS
+    steps = [r["step"] for r in history]
+    last = max(steps) if steps else 1
+    fig, axes = plt.subplots(1, 4, figsize=(15, 3.2))
+    for ax, (name, key) in zip(axes, REWARD_KEYS.items()):
+        ys = [r.get(key) for r in history]
+        ax.plot([s / last for s in steps], ys, lw=1, alpha=0.4, color="C0")
+        if len(ys) >= 5:  # a running mean, as the paper's smoothed curves
+            k = max(2, len(ys) // 10)
+            sm = [sum(ys[max(0, i - k + 1):i + 1]) / len(ys[max(0, i - k + 1):i + 1]) for i in range(len(ys))]
+            ax.plot([s / last for s in steps], sm, color="C0", label="this run")
+        px, py = zip(*PAPER_CURVES[name])
+        ax.plot([x / px[-1] for x in px], py, "--", color="C3", label="paper (read off Fig. 6)")
+        ax.set_title(name)
+        ax.set_xlabel("training progress")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(folder: str | os.PathLike, key: str | None = None, ylabel: str = "loss"):
+    """The training curves of a weights folder (its ``history.json``: {stage: [{step, loss...}]}),
+    one panel per stage (or, with ``key``, that loss of every stage in one panel)."""
+    import matplotlib.pyplot as plt
+    hist = json.loads((Path(folder) / "history.json").read_text())
+    stages = [s for s, rows in hist.items() if rows]
+    if key is not None:
+        fig, ax = plt.subplots(figsize=(5, 3))
+        for name in stages:
+            ax.plot([r["step"] for r in hist[name]], [r[key] for r in hist[name]], label=name)
+        ax.set_yscale("log"), ax.set_xlabel("step"), ax.set_ylabel(ylabel), ax.legend()
+        fig.tight_layout()
+        return fig
+    fig, axes = plt.subplots(1, len(stages), figsize=(3.6 * len(stages), 3.0), squeeze=False)
+    for ax, name in zip(axes[0], stages):
+        rows = hist[name]
+        steps = [r["step"] for r in rows]
+        keys = [k for k in rows[0] if k != "step"]
+        for k in keys:
+            ax.plot(steps, [r[k] for r in rows], label=k)
+        positive = all(r[k] > 0 for r in rows for k in keys)
+        ax.set_yscale("log") if positive else ax.set_yscale("symlog", linthresh=0.01)
+        ax.set_title(name)
+        ax.set_xlabel("step")
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel(ylabel)
+    fig.tight_layout()
+    return fig
