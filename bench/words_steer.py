@@ -49,7 +49,7 @@ def main() -> None:
     readers = {"dape": lambda y: tagger.probabilities([tensor_to_pil(a) for a in y])}
     if args.critic:
         net = make_tagger_net(len(tagger.words))
-        net.load_state_dict(torch.load(resolve(args.critic), weights_only=False)["state"]["net"])
+        net.load_state_dict(torch.load(resolve(args.critic), weights_only=True)["state"]["net"])
         net.eval()
         readers["critic"] = lambda y: torch.sigmoid(net(y * 2 - 1))
     tex = {k: [] for k in ("true", "null", "wrong", "truth", "bicubic")}

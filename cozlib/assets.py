@@ -99,7 +99,7 @@ def provision_calibration() -> Path:
     if (target / "calibration_summary.csv").is_file():
         return target
     from .imageio import atomic_dir
-    with atomic_dir(target, ".tmp-") as tmp, tarfile.open(fetch_sdist("pyiqa")) as tar:
+    with atomic_dir(target, ".tmp-", kind="pyiqa-calibration") as tmp, tarfile.open(fetch_sdist("pyiqa")) as tar:
         for m in tar.getmembers():
             if m.isfile() and m.name.startswith(CALIBRATION_PREFIX):
                 out = tmp / m.name[len(CALIBRATION_PREFIX):]

@@ -34,6 +34,11 @@ from .errors import ConfigError
 REC_TYPES: tuple[str, ...] = ("nearest", "bicubic", "onestep", "recursive", "recursive_multiscale")
 #: Bump when the chain's outputs change for the same inputs, so old cache entries are not reused.
 CHAIN_FORMAT = 1
+#: Limits every chain is checked against (``ChainConfig.validate``): a state of 4096^2 px is 48 MB and
+#: each model call grows with it; the deepest zoom is ``geometry.MAX_ZOOM``.
+MAX_PROCESS_SIZE = 4096
+MAX_UPSCALE = 16
+MAX_SEED = 2 ** 32 - 1
 
 
 @dataclass(frozen=True)
@@ -49,22 +54,34 @@ class ChainConfig:
     seed: int = 42
 
     def validate(self) -> "ChainConfig":
+        """Clear errors for settings that cannot run, before any work: the windows every step will
+        need must exist at the last step, and each step must magnify by exactly ``upscale``."""
         from .colorfix import ALIGN_METHODS
         if self.rec_type not in REC_TYPES:
             raise ConfigError(f"unknown rec_type {self.rec_type!r}; choose one of: {', '.join(REC_TYPES)}")
-        if not isinstance(self.steps, int) or self.steps <= 0:
-            raise ConfigError(f"steps must be a positive integer, got {self.steps!r}")
-        if not isinstance(self.upscale, int) or self.upscale < 2:
-            raise ConfigError(f"upscale must be an integer >= 2, got {self.upscale!r}")
+        for name, lo, hi in (("upscale", 2, MAX_UPSCALE), ("steps", 1, 64), ("process_size", 8, MAX_PROCESS_SIZE),
+                             ("seed", 0, MAX_SEED)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                raise ConfigError(f"{name} must be a whole number from {lo} to {hi}, got {v!r}")
         if self.align_method not in ALIGN_METHODS:
             raise ConfigError(f"unknown align_method {self.align_method!r}; choose one of {', '.join(ALIGN_METHODS)}")
-        if self.process_size < self.upscale:
-            raise ConfigError(f"process_size {self.process_size} is smaller than upscale {self.upscale}")
-        deepest = self.upscale ** (self.steps if self.rec_type in ("nearest", "bicubic", "onestep") else 1)
-        if self.process_size // deepest < 1:
-            raise ConfigError(
-                f"{self.rec_type} with {self.steps} steps crops 1/{deepest} of a {self.process_size} px "
-                f"x_0: under one pixel. Use fewer --steps or a larger --process-size.")
+        if not isinstance(self.user_prompt, str) or len(self.user_prompt) > 1000:
+            raise ConfigError("user_prompt must be text of at most 1000 characters")
+        MAX_ZOOM = geometry.MAX_ZOOM
+        if self.upscale ** self.steps > MAX_ZOOM:
+            most = max(k for k in range(1, 64) if self.upscale ** k <= MAX_ZOOM)
+            raise ConfigError(f"{self.steps} steps of {self.upscale}x zoom {self.upscale}^{self.steps}x: past "
+                              f"{MAX_ZOOM:.1e}x a pixel is smaller than 64-bit coordinates tell apart. Use at most "
+                              f"--steps {most}")
+        one_shot = self.rec_type in ("nearest", "bicubic", "onestep")
+        step = self.upscale ** (self.steps if one_shot else 1)
+        if self.process_size % step:
+            what = (f"the 1/{step} crop of x_0 at the last step" if one_shot else f"the 1/{step} crop of every step")
+            good = self.process_size // step * step or step
+            raise ConfigError(f"process_size {self.process_size} is not a multiple of {step}, so {what} would not be "
+                              f"a whole number of pixels and the zoom would not be {self.upscale}x per step; use "
+                              f"--process-size {good} (or fewer --steps)")
         return self
 
     @property
@@ -122,26 +139,50 @@ class ChainCache:
         return self.root / key
 
     def load(self, key: str) -> ChainResult | None:
+        """The cached result of ``key``, or None. An entry that cannot be read is never trusted: it is
+        reported, removed when it is a cache entry's files only, and computed again."""
         d = self._dir(key)
         meta_path = d / "meta.json"
-        if not meta_path.is_file():
+        if not d.exists():
             return None
-        meta = json.loads(meta_path.read_text())
-        if meta.get("format") != CHAIN_FORMAT:
+        try:
+            meta = json.loads(meta_path.read_text())
+            if meta.get("format") != CHAIN_FORMAT:
+                return None
+            n = meta["config"]["steps"]
+            states = []
+            for k in range(n + 1):
+                with Image.open(d / f"scale{k}.png") as im:
+                    states.append(im.convert("RGB"))
+            return ChainResult(ChainConfig(**meta["config"]), states, meta["prompts"],
+                               [tuple(w) for w in meta["windows"]], meta["timings"], meta["backbone"],
+                               meta["extractor"], key, True, meta.get("source", {}))
+        except (OSError, ValueError, KeyError, TypeError) as e:  # a broken entry: JSON, keys, images
+            import sys
+            print(f"warning: chain cache entry {d} cannot be read ({type(e).__name__}: {e}); computing it again",
+                  file=sys.stderr)
+            self._discard(d)
             return None
-        n = meta["config"]["steps"]
-        states = []
-        for k in range(n + 1):
-            with Image.open(d / f"scale{k}.png") as im:
-                states.append(im.convert("RGB"))
-        return ChainResult(ChainConfig(**meta["config"]), states, meta["prompts"],
-                           [tuple(w) for w in meta["windows"]], meta["timings"], meta["backbone"],
-                           meta["extractor"], key, True, meta.get("source", {}))
+
+    def _discard(self, d: Path) -> None:
+        """Remove a broken entry, but only when every file in it is one a cache entry holds."""
+        names = {p.name for p in d.iterdir()} if d.is_dir() else set()
+        ours = all(n in ("meta.json", "scores.json", ".cozlib") or (n.startswith("scale") and n.endswith(".png"))
+                   for n in names)
+        if ours:
+            shutil.rmtree(d, ignore_errors=True)
 
     def load_scores(self, key: str) -> dict[str, list[float]]:
-        """Per-state metric values stored beside a chain (metric -> [value for x_0..x_n])."""
+        """Per-state metric values stored beside a chain (metric -> [value for x_0..x_n]); an unreadable
+        file counts as none (the scores are computed again)."""
         p = self._dir(key) / "scores.json"
-        return json.loads(p.read_text()) if p.is_file() else {}
+        if not p.is_file():
+            return {}
+        try:
+            scores = json.loads(p.read_text())
+            return scores if isinstance(scores, dict) else {}
+        except (OSError, ValueError):
+            return {}
 
     def store_scores(self, key: str, scores: dict[str, list[float]]) -> None:
         from .imageio import save_json
@@ -149,12 +190,13 @@ class ChainCache:
             save_json(scores, self._dir(key) / "scores.json")
 
     def store(self, result: ChainResult) -> None:
-        from .imageio import temp_dir
+        from .outputs import remove_stale_temps, temp_dir
         self.root.mkdir(parents=True, exist_ok=True)
         final = self._dir(result.key)
         if final.exists():
             return
-        tmp = temp_dir(self.root, ".tmp-")
+        remove_stale_temps(self.root, ".tmp-")
+        tmp = temp_dir(self.root, ".tmp-", kind="chain-cache")
         try:
             for k, im in enumerate(result.states):
                 im.save(tmp / f"scale{k}.png")
@@ -258,6 +300,21 @@ class FullImageResult:
     tiles: list[list[dict[str, Any]]]  # per step: [{"box": (l, t, r, b) px, "window": ..., "prompt": ...}]
 
 
+def check_full_image(config: ChainConfig, tile: int | None = None, overlap: int | None = None,
+                     max_side: int = 16384) -> int:
+    """Clear errors for a full-image chain that cannot run (before any work); returns the overlap."""
+    config.validate()
+    s, P = config.upscale, tile or config.process_size
+    overlap = P // 4 if overlap is None else overlap
+    if P % s or not 0 <= overlap < P:
+        raise ConfigError(f"tile {P} must be a multiple of upscale {s}, and 0 <= overlap < tile (got {overlap})")
+    final = config.process_size * s ** config.steps
+    if final > max_side:
+        raise ConfigError(f"full-image CoZ with {config.steps} steps from {config.process_size} px makes a "
+                          f"{final} px image (limit {max_side}); use fewer --steps or a smaller --process-size")
+    return overlap
+
+
 def run_full_image(image: Image.Image, config: ChainConfig, backbone, extractor=None, *,
                    tile: int | None = None, overlap: int | None = None, max_side: int = 16384,
                    source: dict[str, Any] | None = None, progress: Callable[[int, int], None] | None = None) -> FullImageResult:
@@ -274,18 +331,11 @@ def run_full_image(image: Image.Image, config: ChainConfig, backbone, extractor=
     from .prompts import PromptContext, with_user_prompt
     from .prompts.simple import NullPrompt
     from .runtime import seed_everything
-    config.validate()
     if backbone is None:
         raise ConfigError("full-image CoZ needs an SR backbone")
     extractor = extractor or NullPrompt()
     s, P = config.upscale, tile or config.process_size
-    overlap = P // 4 if overlap is None else overlap
-    if P % s or not 0 <= overlap < P:
-        raise ConfigError(f"tile {P} must be a multiple of upscale {s}, and 0 <= overlap < tile (got {overlap})")
-    final = config.process_size * s ** config.steps
-    if final > max_side:
-        raise ConfigError(f"full-image CoZ with {config.steps} steps from {config.process_size} px makes a "
-                          f"{final} px image (limit {max_side}); use fewer --steps or a smaller --process-size")
+    overlap = check_full_image(config, tile, overlap, max_side)
     seed_everything(config.seed)
     x0 = geometry.resize_and_center_crop(check_image(image), config.process_size)
     states, tiles = [x0], []

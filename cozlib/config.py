@@ -61,12 +61,13 @@ def presets(what: str) -> list[str]:
 
 def preset_path(what: str, preset: str) -> Path:
     """A preset's file: a name (``params/train/<what>-<name>.yaml``) or a path to a YAML file."""
-    from .paths import resolve
+    from .paths import locate, resolve
     p = Path(preset)
     if p.suffix in (".yaml", ".yml"):
-        if not resolve(p).is_file():
-            raise ConfigError(f"preset file {preset} not found; give a YAML file or one of: {', '.join(presets(what))}")
-        return resolve(p)
+        if not locate(p).is_file():
+            raise ConfigError(f"preset file {preset} not found (looked in the current folder and the project root); "
+                              f"give a YAML file or one of: {', '.join(presets(what))}")
+        return locate(p)
     path = resolve(PRESET_DIR) / f"{what}-{preset}.yaml"
     if not path.is_file():
         raise ConfigError(f"unknown preset {preset!r} for {what}; choose one of: {', '.join(presets(what))} "

@@ -86,9 +86,12 @@ class InputItem:
     source: dict = field(default_factory=dict)
 
 
-def resolve_input(spec: str, convert: bool = False, process_size: int = 512) -> list[InputItem]:
+def resolve_input(spec: str, convert: bool = False, process_size: int = 512,
+                  max_pixels: int | None = None) -> list[InputItem]:
     """CLI inputs -> items: a file, a folder of images, ``photo:NAME`` or ``world:SEED`` (ZoomWorld's
-    base view, rendered at ``process_size``)."""
+    base view, rendered at ``process_size``). Images over ``max_pixels`` are refused (``load_image``)."""
+    from .imageio import DEFAULT_MAX_PIXELS
+    limit = {"max_pixels": DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels}
     from .world import parse_world_input, render_view, world_source
     seed = parse_world_input(spec)
     if seed is not None:
@@ -99,8 +102,9 @@ def resolve_input(spec: str, convert: bool = False, process_size: int = 512) -> 
         return [InputItem(name, photo_path(name), photo(name), {"input": spec})]
     path = Path(spec)
     if path.is_dir():
-        return [InputItem(p.stem, p, load_image(p, convert=convert), {"input": p.name}) for p in dataset_images(str(path))]
-    return [InputItem(path.stem, path, load_image(path, convert=convert), {"input": path.name})]
+        return [InputItem(p.stem, p, load_image(p, convert=convert, **limit), {"input": p.name})
+                for p in dataset_images(str(path))]
+    return [InputItem(path.stem, path, load_image(path, convert=convert, **limit), {"input": path.name})]
 
 
 def load_images(dataset: str = "photos", names: list[str] | None = None, limit: int | None = None,

@@ -1,4 +1,8 @@
-"""User-facing errors: each message says what went wrong and how to fix it."""
+"""User-facing errors: each message says what went wrong and how to fix it.
+
+The command line (``cli.main``, ``notebooks.main``) prints a ``CozError`` as one line,
+``error: <what>; <how to fix>``, and exits 2; ``--debug`` or ``COZ_DEBUG=1`` adds the traceback.
+"""
 from __future__ import annotations
 
 
@@ -16,3 +20,17 @@ class ConfigError(CozError, ValueError):
 
 class MissingWeightsError(CozError, FileNotFoundError):
     """A weight file is absent; the message names the file and the folder to put it in."""
+
+
+class OutputError(CozError, OSError):
+    """An output cannot be written where asked (not a folder, not writable, not cozlib's to replace)."""
+
+
+class Interrupted(BaseException):
+    """SIGTERM (or SIGINT) arrived: raised in the main thread so every temp file is removed on the way out.
+
+    A ``BaseException``, like ``KeyboardInterrupt``, so that ``except Exception`` blocks let it pass."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum

@@ -16,7 +16,8 @@ from typing import Any, Sequence
 
 from PIL import Image
 
-from .imageio import _atomic_write_bytes, save_json
+from .imageio import save_json
+from .outputs import atomic_write_bytes
 from .provenance import git_commit, package_versions
 
 
@@ -50,7 +51,7 @@ def save_figure(fig, name: str, figures_dir: str | Path, params: dict[str, Any],
         fig.savefig(buf, format=fmt, dpi=150, bbox_inches="tight", metadata={"CreationDate": None}
                     if fmt == "pdf" else None)
         p = figures_dir / f"{name}.{fmt}"
-        _atomic_write_bytes(p, buf.getvalue())
+        atomic_write_bytes(p, buf.getvalue())
         paths.append(p)
     _record(figures_dir, paths, params, notebook)
     return paths
@@ -65,7 +66,7 @@ def save_image_figure(img: Image.Image, name: str, figures_dir: str | Path, para
         buf = io.BytesIO()
         img.save(buf, format=fmt, resolution=150.0) if fmt == "PDF" else img.save(buf, format=fmt)
         p = figures_dir / f"{name}.{fmt.lower()}"
-        _atomic_write_bytes(p, buf.getvalue())
+        atomic_write_bytes(p, buf.getvalue())
         paths.append(p)
     _record(figures_dir, paths, params, notebook)
     return paths
@@ -90,8 +91,8 @@ def save_table(header: Sequence[str], rows: Sequence[Sequence[Any]], name: str, 
     w.writerow(header)
     w.writerows([["" if v is None else (f"{v:.4f}" if isinstance(v, float) else v) for v in r] for r in rows])
     csv_path, md_path = figures_dir / f"{name}.csv", figures_dir / f"{name}.md"
-    _atomic_write_bytes(csv_path, buf.getvalue().encode())
+    atomic_write_bytes(csv_path, buf.getvalue().encode())
     md = markdown_table(header, rows) + (f"\n{note}\n" if note else "")
-    _atomic_write_bytes(md_path, md.encode())
+    atomic_write_bytes(md_path, md.encode())
     _record(figures_dir, [csv_path, md_path], params, notebook)
     return [csv_path, md_path]

@@ -18,6 +18,10 @@ from PIL import Image
 
 Box = tuple[int, int, int, int]
 Window = tuple[float, float, float, float]
+
+#: The deepest magnification of a window of x_0 (or of ZoomWorld's base view): windows are float64
+#: unit-square coordinates, and past 4^20x a pixel of a 512 px view spans under ten of their steps.
+MAX_ZOOM = 4.0 ** 20
 Resample = Literal["nearest", "bicubic", "lanczos", "bilinear"]
 
 _RESAMPLE = {"nearest": Image.NEAREST, "bicubic": Image.BICUBIC, "lanczos": Image.LANCZOS,

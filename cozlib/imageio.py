@@ -1,12 +1,9 @@
 """Reading, checking and writing images; every write goes to a temp file first, then a rename."""
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +11,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import BadImageError
+from .outputs import atomic_dir, atomic_write_bytes, temp_dir  # noqa: F401  (the atomic writers, re-exported)
 
 if TYPE_CHECKING:
     import torch
@@ -40,28 +38,93 @@ def _png_bit_depth(path: Path) -> int | None:
     return None
 
 
-def load_image(path: str | os.PathLike, *, convert: bool = False, min_side: int = MIN_SIDE,
-               max_aspect: float = MAX_ASPECT) -> Image.Image:
-    """Open an image file as 8-bit RGB, or raise BadImageError saying what is wrong and what to do.
+#: The largest image (in pixels) read without being asked: Pillow's own guard against decompression
+#: bombs (about 9459 x 9459). ``--max-pixels N`` raises it, 0 removes it.
+DEFAULT_MAX_PIXELS = 89_478_485
 
-    Grayscale, palette, RGBA and 16-bit inputs are refused unless ``convert`` is true; then
-    they become 8-bit RGB (alpha composited on white, 16 bits scaled to 8). The zoom protocol
-    works on 8-bit RGB states, like the official code.
-    """
-    path = Path(path)
+
+def _describe_pixels(n: int) -> str:
+    return f"{n / 1e6:.1f} Mpx" if n >= 1e6 else f"{n:,} px"
+
+
+def _open_error(path: Path, e: OSError) -> BadImageError:
+    """The message for a file PIL could not open or read, by cause."""
+    import errno
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return BadImageError(f"{path}: no permission to read it; fix its permissions (chmod) or copy it somewhere readable")
+    return BadImageError(f"{path}: the image is corrupt or truncated ({e}). Re-export or re-download it.")
+
+
+def _check_regular_file(path: Path) -> None:
     if not path.exists():
         raise BadImageError(f"{path}: no such file. Give the path of a PNG or JPEG image.")
     if path.is_dir():
         raise BadImageError(f"{path}: is a folder, not an image file.")
+    if not path.is_file():
+        raise BadImageError(f"{path}: not a regular file (a pipe, device or socket); give the path of a PNG or JPEG image")
+
+
+def image_size(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """An image file's (width, height) from its header, nothing decoded; ``BadImageError`` when it is
+    not an image or is over ``max_pixels`` (0: no limit)."""
+    import warnings
+    path = Path(path)
+    _check_regular_file(path)
+    guard = Image.MAX_IMAGE_PIXELS
     try:
-        with Image.open(path) as probe:
-            probe.verify()
-        img = Image.open(path)
-        img.load()
+        Image.MAX_IMAGE_PIXELS = None  # checked below, with a message that says what to do
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as probe:
+                w, h = probe.size
     except UnidentifiedImageError:
         raise BadImageError(f"{path}: not an image file PIL can read. Give a PNG or JPEG image.") from None
-    except (OSError, SyntaxError, ValueError) as e:
+    except OSError as e:
+        raise _open_error(path, e) from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = guard
+    if max_pixels and w * h > max_pixels:
+        raise BadImageError(
+            f"{path}: {w}x{h} is {_describe_pixels(w * h)}, over the limit of {_describe_pixels(max_pixels)} that "
+            f"guards against decompression bombs; if you trust the file, pass --max-pixels {w * h} (or 0 for no limit)")
+    return w, h
+
+
+def load_image(path: str | os.PathLike, *, convert: bool = False, min_side: int = MIN_SIDE,
+               max_aspect: float = MAX_ASPECT, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Open an image file as 8-bit RGB, upright (its EXIF orientation applied), or raise
+    BadImageError saying what is wrong and what to do.
+
+    Grayscale, palette, RGBA and 16-bit inputs are refused unless ``convert`` is true; then
+    they become 8-bit RGB (alpha composited on white, 16 bits scaled to 8). The zoom protocol
+    works on 8-bit RGB states, like the official code. Images over ``max_pixels`` (0: no limit)
+    are refused before they are decoded.
+    """
+    import warnings
+    from PIL import ImageOps
+    path = Path(path)
+    _check_regular_file(path)
+    image_size(path, max_pixels)  # the header only: refused before anything is decoded
+    guard = Image.MAX_IMAGE_PIXELS
+    try:
+        Image.MAX_IMAGE_PIXELS = None  # image_size checked it
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as probe:
+                probe.verify()
+            img = Image.open(path)
+            img.load()
+            img = ImageOps.exif_transpose(img)  # a phone photo's orientation tag: pixels turned upright
+    except BadImageError:
+        raise
+    except UnidentifiedImageError:
+        raise BadImageError(f"{path}: not an image file PIL can read. Give a PNG or JPEG image.") from None
+    except OSError as e:
+        raise _open_error(path, e) from None
+    except (SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise BadImageError(f"{path}: the image is corrupt or truncated ({e}). Re-export or re-download it.") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = guard
     if _png_bit_depth(path) == 16 and img.mode in ("RGB", "RGBA") and not convert:
         raise BadImageError(f"{path}: a 16-bit PNG; {CONVERT_HINT}.")  # with convert: Pillow kept the high byte
     return check_image(img, name=str(path), convert=convert, min_side=min_side, max_aspect=max_aspect)
@@ -132,64 +195,20 @@ def tensor_to_pil(t: "torch.Tensor") -> Image.Image:
     return Image.fromarray(arr, "RGB")
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def temp_dir(parent: str | os.PathLike, prefix: str) -> Path:
-    """A temporary folder inside ``parent`` (renamed into place when complete), with the usual
-    permissions (mkdtemp makes 0700 folders)."""
-    Path(parent).mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
-    os.chmod(tmp, 0o777 & ~_umask())
-    return tmp
-
-
-@contextlib.contextmanager
-def atomic_dir(final: str | os.PathLike, prefix: str | None = None):
-    """Yield a temporary folder beside ``final``; when the block ends without error it replaces
-    ``final`` whole, otherwise it is removed: the folder appears complete or not at all."""
-    final = Path(final)
-    tmp = temp_dir(final.parent, prefix or f".tmp-{final.name}-")
-    try:
-        yield tmp
-        if final.exists():
-            shutil.rmtree(final)
-        os.rename(tmp, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_image(img: Image.Image, path: str | os.PathLike) -> Path:
     """Save a PIL image atomically (temp file, then rename); the format follows the suffix."""
     path = Path(path)
     buf = io.BytesIO()
     fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}.get(path.suffix.lower(), "PNG")
     img.save(buf, format=fmt)
-    _atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
     return path
 
 
 def save_text(text: str, path: str | os.PathLike) -> Path:
     """Write text atomically (temp file, then rename)."""
     path = Path(path)
-    _atomic_write_bytes(path, text.encode("utf-8"))
+    atomic_write_bytes(path, text.encode("utf-8"))
     return path
 
 
@@ -199,8 +218,38 @@ def save_torch(obj: Any, path: str | os.PathLike) -> Path:
     path = Path(path)
     buf = io.BytesIO()
     torch.save(obj, buf)
-    _atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
     return path
+
+
+def save_tensors(tensors: dict, meta: dict, path: str | os.PathLike) -> Path:
+    """A data cache: tensors (or numpy arrays) in a safetensors file, ``meta`` (JSON-able: strings,
+    numbers, lists) in its header; atomically. Nothing in it can run code when read back."""
+    import torch
+    from safetensors.torch import save
+    blobs = {k: (torch.from_numpy(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else v).contiguous()
+             for k, v in tensors.items()}
+    path = Path(path)
+    atomic_write_bytes(path, save(blobs, metadata={"cozlib": json.dumps(meta)}))
+    return path
+
+
+def load_tensors(path: str | os.PathLike, log=None) -> tuple[dict, dict] | None:
+    """(tensors, meta) of a ``save_tensors`` file; None when it is absent or cannot be read (then the
+    caller builds it again: a cache is never trusted past a failed read; ``log`` hears why)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        from safetensors import safe_open
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {})["cozlib"])
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        return tensors, meta
+    except Exception as e:  # noqa: BLE001  (any unreadable cache is rebuilt)
+        if log is not None:
+            log(f"warning: the cache {path} cannot be read ({type(e).__name__}); building it again")
+        return None
 
 
 def save_json(obj: Any, path: str | os.PathLike) -> Path:

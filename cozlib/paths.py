@@ -21,6 +21,13 @@ def resolve(path: str | os.PathLike) -> Path:
     return p if p.is_absolute() else project_root() / p
 
 
+def locate(path: str | os.PathLike) -> Path:
+    """A file the user named: as given (relative to the current folder) when it is there, else
+    relative to the project root (where ``params/...`` lives)."""
+    p = Path(path)
+    return p if p.is_absolute() or p.exists() else project_root() / p
+
+
 def cache_root() -> Path:
     """Chain-result cache: $COZ_CHAIN_CACHE, else build/cache/chains."""
     return Path(os.environ.get("COZ_CHAIN_CACHE") or resolve("build/cache/chains"))

@@ -7,15 +7,22 @@ import random
 from .errors import ConfigError
 
 
-def resolve_device(device: str = "auto") -> str:
-    """'auto' -> 'cuda' when a CUDA GPU is visible, else 'cpu'; 'cuda' without a GPU is an error."""
+def resolve_device(device: str = "auto", flag: str = "--device") -> str:
+    """'auto' -> 'cuda' when a CUDA GPU is visible, else 'cpu'; a GPU that is not there is an error
+    (``flag``: how the user set it, for the message, e.g. ``--set device``)."""
+    import re
     import torch
     if device in ("auto", None, ""):
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device}: no CUDA GPU is visible here; use --device cpu or auto")
-    if not (device == "cpu" or device.startswith("cuda") or device == "mps"):
-        raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
+    if not (device == "cpu" or device == "mps" or re.fullmatch(r"cuda(:\d+)?", str(device))):
+        raise ConfigError(f"{flag} {device!r} is not a device; use auto, cpu, cuda or cuda:N")
+    if device.startswith("cuda"):
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if not torch.cuda.is_available():
+            raise ConfigError(f"{flag} {device}: no CUDA GPU is visible here; use {flag}{'=' if '--set' in flag else ' '}cpu or auto")
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"{flag} {device}: only {torch.cuda.device_count()} CUDA GPU(s) here; use cuda:0 .. "
+                              f"cuda:{torch.cuda.device_count() - 1}")
     return device
 
 
@@ -31,7 +38,11 @@ def seed_everything(seed: int) -> None:
 def set_threads(n: int | None = None) -> None:
     """Set torch's CPU threads from ``n`` or $COZ_THREADS (tests and benchmarks use one)."""
     import torch
-    n = n or int(os.environ.get("COZ_THREADS", "0") or 0)
+    if n is None:
+        raw = os.environ.get("COZ_THREADS", "0") or "0"
+        if not raw.isdigit():
+            raise ConfigError(f"COZ_THREADS must be a whole number of threads (0: torch's default), got {raw!r}")
+        n = int(raw)
     if n > 0:
         torch.set_num_threads(n)
 
@@ -39,6 +50,13 @@ def set_threads(n: int | None = None) -> None:
 def _one_thread() -> None:
     import torch
     torch.set_num_threads(1)
+
+
+def _worker_init() -> None:
+    """A render worker: one torch thread; Ctrl-C is the parent's to handle (it stops the workers)."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _one_thread()
 
 
 def parallel_map(fn, items: list, workers: int = 1) -> list:
@@ -51,8 +69,16 @@ def parallel_map(fn, items: list, workers: int = 1) -> list:
     if workers > 1 and len(items) >= 4 * workers:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_one_thread) as ex:
-            return list(ex.map(fn, items, chunksize=max(1, len(items) // (8 * workers))))
+        ex = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_worker_init)
+        try:
+            out = list(ex.map(fn, items, chunksize=max(1, len(items) // (8 * workers))))
+        except BaseException:  # Ctrl-C, SIGTERM, an error: stop the workers now, not after the queue
+            for proc in list(getattr(ex, "_processes", {}).values()):
+                proc.terminate()
+            ex.shutdown(wait=False, cancel_futures=True)
+            raise
+        ex.shutdown()
+        return out
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

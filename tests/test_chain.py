@@ -113,11 +113,14 @@ def test_cache_hit_returns_identical_states_and_leaves_no_temp_files(tmp_path, r
 
 @pytest.mark.parametrize("kwargs,match", [
     ({"rec_type": "zigzag"}, "unknown rec_type"),
-    ({"steps": 0}, "steps must be a positive"),
-    ({"steps": -2}, "steps must be a positive"),
+    ({"steps": 0}, "steps must be a whole number"),
+    ({"steps": -2}, "steps must be a whole number"),
     ({"upscale": 1}, "upscale"),
     ({"align_method": "histogram"}, "align_method"),
-    ({"rec_type": "onestep", "steps": 5, "process_size": 512}, "under one pixel"),
+    ({"rec_type": "onestep", "steps": 5, "process_size": 512}, "not a multiple of 1024"),
+    ({"rec_type": "recursive", "process_size": 63}, "not a multiple of 4"),
+    ({"steps": 30}, "at most --steps 20"),
+    ({"seed": -1}, "seed must be"),
 ])
 def test_bad_settings_are_clear_errors(kwargs, match):
     with pytest.raises(ConfigError, match=match):

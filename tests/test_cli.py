@@ -32,7 +32,7 @@ def test_zoom_writes_states_prompts_and_strip(tmp_path, photo_file):
                "--prompt", "fixed:red brick", "--steps", 2, "--process-size", 32, "--seed", 3, "--device", "cpu")
     assert r.returncode == 0, r.stderr
     d = out / "scene"
-    assert sorted(p.name for p in d.iterdir()) == ["chain.json", "chain.png", "prompts.json",
+    assert sorted(p.name for p in d.iterdir()) == [".cozlib", "chain.json", "chain.png", "prompts.json",
                                                    "scale0.png", "scale1.png", "scale2.png"]
     assert json.loads((d / "prompts.json").read_text()) == ["red brick", "red brick"]
     assert Image.open(d / "scale2.png").size == (32, 32)
@@ -61,8 +61,8 @@ def test_zoom_is_byte_identical_across_runs(tmp_path, photo_file):
 @pytest.mark.parametrize("args,message", [
     (["--backbone", "esrgan9"], "unknown backbone"),
     (["--prompt", "telepathy"], "unknown prompt"),
-    (["--steps", "0"], "steps must be a positive"),
-    (["--steps", "5", "--rec-type", "onestep"], "under one pixel"),
+    (["--steps", "0"], "steps must be a whole number"),
+    (["--steps", "5", "--rec-type", "onestep"], "not a multiple of 1024"),
 ])
 def test_zoom_bad_settings_exit_2_with_message(tmp_path, photo_file, args, message):
     r = cozlib("zoom", photo_file, "--out", tmp_path / "o", "--process-size", 64, *args)

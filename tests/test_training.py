@@ -141,7 +141,7 @@ def test_checkpoints_and_trainer_folders_of_another_world_are_not_resumed(tmp_pa
     from cozlib.training.grpo import _resumable
     old, step, _ = _linear_stage(tmp_path / "s", 4)
     old.run(step, log=lambda s: None)
-    ck = torch.load(old.path, weights_only=False)
+    ck = torch.load(old.path, weights_only=True)
     del ck["identity"]                                           # a file from before the mark: resumed
     torch.save(ck, old.path)
     again, step, _ = _linear_stage(tmp_path / "s", 4)
@@ -232,7 +232,7 @@ def test_the_one_step_stage_draws_pairs_of_its_own(tmp_path):
     data = cached_pairs(cfg, "train", cfg.pairs, True, lambda s: None)
     own = sr_pairs(cfg, lambda s: None)
     assert own["hr"].shape == data["hr"].shape and not torch.equal(own["hr"], data["hr"])
-    assert len(list(tmp_path.glob("pairs-train-*.pt"))) == 2                  # each draw cached under its seed
+    assert len(list(tmp_path.glob("pairs-train-*.safetensors"))) == 2                  # each draw cached under its seed
 
 
 def test_chain_pairs_feed_the_model_its_own_zoomed_outputs_with_each_levels_words():
@@ -279,11 +279,11 @@ def test_chain_stage_trains_on_a_cached_draw_of_chain_pairs(tmp_path):
     _, _, stage = train_sr(pipe, data, cfg, "cpu", "perceptual", lambda s: None, pre_stages=pre)
     assert [s.name for s in pre] == ["critic", "sr-perceptual"] and stage.name == "sr-perceptual-chain"
     assert stage.history[-1]["step"] == 3 and set(stage.history[-1]) == {"step", "l2", "critic", "texture", "grid"}
-    (cached,) = tmp_path.glob("chain-perceptual-6-*.pt")
+    (cached,) = tmp_path.glob("chain-perceptual-6-*.safetensors")
     cached.unlink()
     log = []
     train_sr(pipe, data, cfg, "cpu", "perceptual", log.append)    # finished: loaded, its pairs not made again
-    assert any("sr-perceptual-chain] done" in line for line in log) and not list(tmp_path.glob("chain-*.pt"))
+    assert any("sr-perceptual-chain] done" in line for line in log) and not list(tmp_path.glob("chain-*.safetensors"))
 
 
 def test_sr_loss_is_pooled_l2_plus_the_weighted_phase_blind_terms():

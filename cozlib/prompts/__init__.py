@@ -48,17 +48,18 @@ class ExtractorInfo:
     availability: Callable[[], str | None]
     takes_argument: bool = False
     options: tuple[str, ...] = ()   # keyword options the factory takes (e.g. vlm, vlm_lora)
+    needs: tuple[str, ...] = ()     # "multiscale" (the coarser state: recursive_multiscale), "world" (ZoomWorld inputs)
 
 
 _REGISTRY: dict[str, ExtractorInfo] = {}
 
 
 def register(name: str, summary: str, availability: Callable[[], str | None] = lambda: None,
-             takes_argument: bool = False, options: tuple[str, ...] = ()):
+             takes_argument: bool = False, options: tuple[str, ...] = (), needs: tuple[str, ...] = ()):
     """Decorator adding an extractor factory ``factory(arg: str | None, device: str, **options)`` to
     the registry (``options``: the keyword options it accepts)."""
     def deco(factory):
-        _REGISTRY[name] = ExtractorInfo(name, summary, factory, availability, takes_argument, options)
+        _REGISTRY[name] = ExtractorInfo(name, summary, factory, availability, takes_argument, options, needs)
         return factory
     return deco
 
@@ -74,19 +75,33 @@ def parse_prompt_spec(spec: str) -> tuple[str, str | None]:
     return name.strip(), (arg if sep else None)
 
 
-def make_prompt_extractor(spec: str, device: str = "auto", **options) -> PromptExtractor:
-    """Build an extractor from a CLI-style spec such as ``null`` or ``fixed:TEXT``. ``options`` (e.g.
-    ``vlm=DIR``) go to the extractors that take them; None values are left out."""
+def check_prompt_spec(spec: str, rec_type: str | None = None, world: bool | None = None) -> ExtractorInfo:
+    """The registry entry of a CLI-style spec, checked without building anything: the name, its
+    argument, and (when given) whether ``rec_type`` and the inputs (``world``: all ZoomWorld) suit it."""
     name, arg = parse_prompt_spec(spec)
     reg = registry()
     if name not in reg:
         raise ConfigError(f"unknown prompt {spec!r}; choose one of: "
                           + ", ".join(f"{n}:TEXT" if i.takes_argument else n for n, i in sorted(reg.items())))
     info = reg[name]
-    if info.takes_argument and arg is None:
+    if info.takes_argument and not (arg or "").strip():
         raise ConfigError(f"--prompt {name} needs text: --prompt {name}:TEXT")
     if not info.takes_argument and arg is not None:
         raise ConfigError(f"--prompt {name} takes no ':' argument")
+    if rec_type is not None and rec_type not in ("nearest", "bicubic"):
+        if "multiscale" in info.needs and rec_type != "recursive_multiscale":
+            raise ConfigError(f"--prompt {name} is multi-scale: it reads the coarser state, which only "
+                              f"--rec-type recursive_multiscale gives it; use that, or --prompt vlm-single")
+    if world is False and "world" in info.needs:
+        raise ConfigError(f"--prompt {name} needs ZoomWorld inputs (world:SEED): only there are the true words known")
+    return info
+
+
+def make_prompt_extractor(spec: str, device: str = "auto", **options) -> PromptExtractor:
+    """Build an extractor from a CLI-style spec such as ``null`` or ``fixed:TEXT``. ``options`` (e.g.
+    ``vlm=DIR``) go to the extractors that take them; None values are left out."""
+    name, arg = parse_prompt_spec(spec)
+    info = check_prompt_spec(spec)
     return info.factory(arg=arg, device=device, **{k: v for k, v in options.items() if k in info.options and v is not None})
 
 

@@ -60,7 +60,7 @@ class Tagger:
         text files ({name: text}), atomically."""
         from safetensors.torch import save_file
         from ..imageio import atomic_dir
-        with atomic_dir(Path(folder)) as tmp:
+        with atomic_dir(Path(folder), kind="weights") as tmp:
             save_file({k: v.contiguous() for k, v in self.net.state_dict().items()}, str(tmp / "tagger.safetensors"))
             (tmp / "tagger.json").write_text(json.dumps({"words": self.words, "image_px": self.image_px,
                                                          "threshold": self.threshold,

@@ -40,7 +40,7 @@ class OraclePrompt:
         return truth_prompt(window_words(int(seed), ctx.window, self.size or ctx.zoomed.size[0]), self.min_fraction)
 
 
-@register("oracle", "ZoomWorld's true words of the view (world:SEED inputs only)")
+@register("oracle", "ZoomWorld's true words of the view (world:SEED inputs only)", needs=("world",))
 def _oracle(arg: str | None = None, device: str = "auto") -> OraclePrompt:
     return OraclePrompt()
 
@@ -75,6 +75,7 @@ class WrongPrompt(OraclePrompt):
         return wrong_prompt(super().__call__(ctx))
 
 
-@register("wrong", "ZoomWorld's true words, each swapped for a wrong one of the same level (world:SEED only)")
+@register("wrong", "ZoomWorld's true words, each swapped for a wrong one of the same level (world:SEED only)",
+          needs=("world",))
 def _wrong(arg: str | None = None, device: str = "auto") -> WrongPrompt:
     return WrongPrompt()

@@ -290,7 +290,7 @@ def make_vlm_prompt(multiscale: bool, device: str = "auto", vlm: str | None = No
 
 
 @register("vlm", "Qwen2.5-VL, multi-scale message (coarser state + zoomed input); demo weights, or --vlm DIR",
-          availability=_demo_availability, options=("vlm", "vlm_lora", "max_new_tokens"))
+          availability=_demo_availability, options=("vlm", "vlm_lora", "max_new_tokens"), needs=("multiscale",))
 def _vlm(arg: str | None = None, device: str = "auto", **options) -> VLMPrompt:
     return make_vlm_prompt(True, device, **options)
 
@@ -302,6 +302,6 @@ def _vlm_single(arg: str | None = None, device: str = "auto", **options) -> VLMP
 
 
 @register("vlm-grpo", "Qwen2.5-VL multi-scale with the GRPO LoRA adapter (demo adapter, or --vlm DIR --vlm-lora DIR)",
-          availability=_grpo_availability, options=("vlm", "vlm_lora", "max_new_tokens"))
+          availability=_grpo_availability, options=("vlm", "vlm_lora", "max_new_tokens"), needs=("multiscale",))
 def _vlm_grpo(arg: str | None = None, device: str = "auto", **options) -> VLMPrompt:
     return make_vlm_prompt(True, device, grpo=True, **options)

@@ -207,8 +207,14 @@ def train(cfg: GRPOTrainConfig, log=print) -> tuple[Path, Path]:
     from .prompts import cached_samples, score_prompts, vlm_prompts
     from ..provenance import header, training_manifest
     check(cfg)
+    from ..outputs import check_output_folders
+    check_output_folders(cfg.out, cfg.critic_out, work=cfg.work)
+    if not (resolve(cfg.policy) / "config.json").is_file():
+        from ..errors import MissingWeightsError
+        raise MissingWeightsError(f"policy {cfg.policy}: no model folder there (config.json); train it first with "
+                                  f"`python -m cozlib train prompts`, or --set policy=DIR")
     transformers.utils.logging.disable_progress_bar()
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "--set device")
     t0 = time.perf_counter()
     seed_everything(cfg.seed)
     pcfg = PromptTrainConfig(samples=cfg.samples, val_samples=cfg.val_samples, work=cfg.data_work, seed=cfg.seed,
@@ -228,13 +234,13 @@ def train(cfg: GRPOTrainConfig, log=print) -> tuple[Path, Path]:
     after = score_prompts(vlm_prompts(tuned, before_proc, val, True), val)
     log(f"[eval] policy on val before GRPO: {json.dumps(before['all'])}; after: {json.dumps(after['all'])}")
     wall = time.perf_counter() - t0
-    with atomic_dir(Path(cfg.critic_out)) as tmp:
+    with atomic_dir(Path(cfg.critic_out), kind="weights") as tmp:
         critic_model.to("cpu").save_pretrained(tmp)
         critic_proc.save_pretrained(tmp)
         (tmp / "manifest.json").write_text(json.dumps(training_manifest(
             "tiny Qwen2.5-VL critic, trained to answer 100 x F1 of a prompt's words vs ZoomWorld truth", cfg, [cstage],
             device, wall, agreement_val=agreement), indent=1) + "\n")
-    with atomic_dir(Path(cfg.out)) as tmp:
+    with atomic_dir(Path(cfg.out), kind="weights") as tmp:
         (tmp / "adapter_model.safetensors").write_bytes((adapter / "adapter_model.safetensors").read_bytes())
         acfg = json.loads((adapter / "adapter_config.json").read_text())
         acfg["base_model_name_or_path"] = cfg.policy  # as configured (repo-relative), not this machine's path

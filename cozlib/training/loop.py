@@ -70,7 +70,12 @@ class Stage:
         import torch
         if not self.path.is_file():
             return None
-        ck = torch.load(self.path, map_location="cpu", weights_only=False)  # our own file
+        try:
+            ck = torch.load(self.path, map_location="cpu", weights_only=True)  # tensors and plain values only
+        except Exception as e:  # noqa: BLE001  (an unreadable checkpoint is not trusted: the stage starts over)
+            if log:
+                log(f"[{self.name}] {self.path} cannot be read ({type(e).__name__}): starting over")
+            return None
         if "identity" in ck and ck["identity"] != self.identity():  # older files have none: resumed
             if log:
                 log(f"[{self.name}] {self.path} was trained on other data ({ck['identity']}, now "

@@ -23,7 +23,6 @@ import numpy as np
 
 from ..config import option, require_share, require_whole
 from ..errors import ConfigError
-from ..imageio import save_torch
 from .loop import Stage, autocast, cosine_lr
 from .tiny import TINY
 
@@ -91,14 +90,19 @@ def make_samples(cfg: PromptTrainConfig, split: str, n: int) -> dict:
 
 
 def cached_samples(cfg: PromptTrainConfig, split: str, n: int, log=print) -> dict:
-    import torch
+    """``make_samples``, rendered once and kept in ``cfg.work`` as a safetensors file (an unreadable one
+    is rendered again)."""
+    from ..imageio import load_tensors, save_tensors
     from ..world import RENDER_VERSION  # renders of an older world are not reused
-    path = Path(cfg.work) / f"samples-{split}-{n}-{cfg.image_px}-{cfg.process_size}-{cfg.seed}-r{RENDER_VERSION}.pt"
-    if path.is_file():
-        return torch.load(path, weights_only=False)
+    path = Path(cfg.work) / f"samples-{split}-{n}-{cfg.image_px}-{cfg.process_size}-{cfg.seed}-r{RENDER_VERSION}.safetensors"
+    got = load_tensors(path, log)
+    if got is not None:
+        tensors, meta = got
+        return {"coarse": tensors["coarse"].numpy(), "zoomed": tensors["zoomed"].numpy(), **meta}
     t = time.perf_counter()
     data = make_samples(cfg, split, n)
-    save_torch(data, path)
+    save_tensors({"coarse": data["coarse"], "zoomed": data["zoomed"]},
+                 {k: data[k] for k in ("prompt", "words", "zoom")}, path)
     log(f"[data] {split}: {n} extractor samples rendered in {time.perf_counter() - t:.0f} s")
     return data
 
@@ -279,8 +283,10 @@ def train(cfg: PromptTrainConfig, log=print) -> tuple[Path, Path]:
     from .tiny import TINY
     from ..runtime import resolve_device, seed_everything
     check(cfg)
+    from ..outputs import check_output_folders
+    check_output_folders(cfg.out_vlm, cfg.out_dape, work=cfg.work)
     transformers.utils.logging.disable_progress_bar()
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "--set device")
     t0 = time.perf_counter()
     seed_everything(cfg.seed)
     data = cached_samples(cfg, "train", cfg.samples, log)
@@ -299,7 +305,7 @@ def train(cfg: PromptTrainConfig, log=print) -> tuple[Path, Path]:
     log(f"[eval] dape: {json.dumps(metrics_dape['all'])}")
     wall = time.perf_counter() - t0
     out_vlm, out_dape = Path(cfg.out_vlm), Path(cfg.out_dape)
-    with atomic_dir(out_vlm) as tmp:
+    with atomic_dir(out_vlm, kind="weights") as tmp:
         for variant, (model, proc) in models.items():
             model.save_pretrained(tmp / variant)
             proc.save_pretrained(tmp / variant)

@@ -27,24 +27,38 @@ def scene(seed: int) -> Scene:
 
 def view_window(center: tuple[float, float], zoom: float) -> Window:
     """The window (left, top, right, bottom) of a view, with clear errors for bad arguments."""
+    from ..geometry import MAX_ZOOM
     cx, cy = center
-    if not (zoom > 0):
-        raise ConfigError(f"zoom must be > 0 (1 = the base view), got {zoom}")
+    if not (0 < zoom <= MAX_ZOOM):
+        raise ConfigError(f"zoom must be a number from above 0 to {MAX_ZOOM:.1e} (1 = the base view; deeper, a "
+                          f"pixel is smaller than the float64 coordinates resolve), got {zoom}")
     if not (0.0 <= cx <= 1.0 and 0.0 <= cy <= 1.0):
         raise ConfigError(f"center {center} is outside the base view; use coordinates in [0, 1]")
     half = 0.5 / zoom
     return (cx - half, cy - half, cx + half, cy + half)
 
 
+#: The largest render (px per side): 8192^2 px is 200 MB of float32 RGB, and the renderer keeps several layers.
+MAX_SIZE = 8192
+
+
 def _check_size(size: int) -> None:
-    if not isinstance(size, int) or size <= 0:
-        raise ConfigError(f"size must be a positive number of pixels, got {size!r}")
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 < size <= MAX_SIZE:
+        raise ConfigError(f"size must be a whole number of pixels from 1 to {MAX_SIZE}, got {size!r}")
+
+
+def check_seed(seed: int) -> int:
+    """A scene seed: a whole number from 0 to 2^63 - 1."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 63:
+        raise ConfigError(f"a scene seed is a whole number from 0 to 2^63 - 1, got {seed!r}")
+    return seed
 
 
 def render_window(seed: int, window: Window, size: int, device: str = "cpu") -> Image.Image:
     """One window of a scene as an 8-bit RGB image."""
     from ..imageio import tensor_to_pil
     _check_size(size)
+    check_seed(seed)
     return tensor_to_pil(scene(seed).render([window], size, device=device))
 
 
@@ -101,8 +115,8 @@ def parse_world_input(spec: str) -> int | None:
         seed = int(spec.split(":", 1)[1])
     except ValueError:
         raise ConfigError(f"{spec!r}: write world:SEED with an integer seed, e.g. world:3") from None
-    if seed < 0:
-        raise ConfigError(f"{spec!r}: the seed must be >= 0")
+    if not 0 <= seed < 2 ** 63:
+        raise ConfigError(f"{spec!r}: the seed must be a whole number from 0 to 2^63 - 1")
     return seed
 
 

@@ -70,14 +70,26 @@ def render_sample(spec: ViewSpec, size: int, upscale: int = 4, device: str = "cp
 
 def write_dataset(out: str | os.PathLike, split: str, n: int, zooms: list[float], size: int = 128,
                   upscale: int = 4, seed: int = 0) -> int:
-    """Write ``out/split/{i}_{hr,lr,coarse}.png`` and ``index.jsonl``; the folder appears whole or not at all."""
-    if n <= 0 or size < upscale:
-        raise ConfigError(f"need n > 0 and size >= upscale (got n={n}, size={size})")
-    if any(z <= 0 for z in zooms):
-        raise ConfigError(f"zooms must be > 0, got {zooms}")
+    """Write ``out/split/{i}_{hr,lr,coarse}.png`` and ``index.jsonl``; the folder appears whole or not at all.
+    Every argument is checked before anything is written."""
+    from . import MAX_SIZE
+    from ..geometry import MAX_ZOOM
+    from ..outputs import check_replaceable, check_writable_dir
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}; choose train, val or test")
+    if not 1 <= n <= 1_000_000:
+        raise ConfigError(f"--n must be a whole number from 1 to 1000000, got {n}")
+    if not 2 <= upscale <= 16:
+        raise ConfigError(f"--upscale must be a whole number from 2 to 16, got {upscale}")
+    if not upscale <= size <= MAX_SIZE or size % upscale:
+        raise ConfigError(f"--size must be a multiple of --upscale {upscale} from {upscale} to {MAX_SIZE}, got {size}")
+    if not zooms or any(not 0 < z <= MAX_ZOOM for z in zooms):
+        raise ConfigError(f"--zoom values must be numbers above 0 and at most {MAX_ZOOM:.1e}, got {zooms}")
+    check_writable_dir(out)
+    check_replaceable(Path(out) / split, "dataset")
     rng = np.random.default_rng([seed, list(SPLITS).index(split) if split in SPLITS else 99])
     specs = sample_specs(split, n, list(zooms), rng)
-    with atomic_dir(Path(out) / split) as tmp:
+    with atomic_dir(Path(out) / split, kind="dataset") as tmp:
         with open(tmp / "index.jsonl", "w") as index:
             for i, spec in enumerate(specs):
                 s = render_sample(spec, size, upscale)

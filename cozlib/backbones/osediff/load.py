@@ -146,10 +146,14 @@ def _osediff_demo(device: str = "auto", weights: str | None = None, variant: str
     folder = Path(weights) if weights else demo_folder()
     if (msg := _demo_availability()) and not weights:
         raise MissingWeightsError(msg)
+    if weights and not folder.is_dir():
+        raise MissingWeightsError(f"--weights {weights}: no such folder; give a demo weights folder (a diffusers "
+                                  f"layout with sr_lora.pkl, as `train sr` writes)")
     lora, venc = demo_lora_files(folder, variant)
     for p in (lora, venc):
         if not p.is_file():
-            raise MissingWeightsError(f"{p} not found (variant {variant!r}); `make weights` writes it")
+            raise MissingWeightsError(f"{p} not found (variant {variant!r}); `python -m cozlib train sr` writes it"
+                                      + ("" if weights else " (`make weights` retrains the committed folder)"))
     return load_osediff(folder, lora, venc, name=f"osediff-demo-{variant}", device=device, **options)
 
 

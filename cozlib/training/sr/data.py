@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ...imageio import save_torch
 from .config import SRTrainConfig
 
 #: The one-step stages draw their own pairs with ``seed + SR_PAIRS_SEED``, as OSEDiff trains on
@@ -121,20 +120,31 @@ def make_pairs(cfg: SRTrainConfig, split: str = "train", n: int | None = None, p
 
 
 def cached_pairs(cfg: SRTrainConfig, split: str, n: int, photos: bool, log=print) -> dict:
-    """``make_pairs``, rendered once and kept in ``cfg.work`` (keyed by every setting that changes them)."""
-    import torch
+    """``make_pairs``, rendered once and kept in ``cfg.work`` (keyed by every setting that changes them;
+    a safetensors file: an unreadable one is rendered again)."""
+    from ...imageio import load_tensors
     from ...world import RENDER_VERSION  # renders of an older world are not reused
     path = Path(cfg.work) / (f"pairs-{split}-{n}-{cfg.size}-{cfg.upscale}-{cfg.photo_share if photos else 0}-{cfg.seed}"
-                             f"{f'-c{cfg.prompt_context}' if cfg.prompt_context > 1 else ''}-r{RENDER_VERSION}.pt")
-    if path.is_file():
-        data = torch.load(path, weights_only=False)
-        if "words" in data:
-            return data
+                             f"{f'-c{cfg.prompt_context}' if cfg.prompt_context > 1 else ''}-r{RENDER_VERSION}.safetensors")
+    got = load_tensors(path, log)
+    if got is not None:
+        return pairs_from(got)
     t = time.perf_counter()
     data = make_pairs(cfg, split, n, photos)
-    save_torch(data, path)
+    save_pairs(data, path)
     log(f"[data] {split}: {n} pairs rendered in {time.perf_counter() - t:.0f} s")
     return data
+
+
+def save_pairs(data: dict, path: Path) -> None:
+    """A pairs dict as a safetensors cache (``pairs_from`` reads it back)."""
+    from ...imageio import save_tensors
+    save_tensors({"hr": data["hr"], "lr": data["lr"]}, {"prompt": data["prompt"], "words": data["words"]}, path)
+
+
+def pairs_from(got: tuple[dict, dict]) -> dict:
+    tensors, meta = got
+    return {"hr": tensors["hr"], "lr": tensors["lr"], "prompt": meta["prompt"], "words": meta["words"]}
 
 
 def sr_pairs(cfg: SRTrainConfig, log=print) -> dict:

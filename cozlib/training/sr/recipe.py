@@ -30,7 +30,7 @@ def export(pipe, models: dict, cfg: SRTrainConfig, stages: list[Stage], metrics:
     from ...imageio import atomic_dir
     from ...provenance import training_manifest
     from ..tiny import TINY, save_pipeline
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, kind="weights") as tmp:
         save_pipeline(pipe, tmp)
         opts = None
         for variant, (model, names) in models.items():
@@ -83,11 +83,13 @@ def train(cfg: SRTrainConfig, log=print, minutes: float | None = None) -> Path:
     from ...runtime import resolve_device, seed_everything
     from ..tiny import build_pipeline
     check(cfg)
+    from ...outputs import check_output_folders
+    check_output_folders(cfg.out, work=cfg.work)
     if minutes is not None and not minutes > 0:
         raise ConfigError(f"--minutes must be a positive number, got {minutes!r}")
     diffusers.utils.logging.disable_progress_bar()
     transformers.utils.logging.disable_progress_bar()
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "--set device")
     if device == "cpu":
         import torch
         torch.set_num_threads(cfg.threads)

@@ -23,10 +23,10 @@ from typing import Callable
 import numpy as np
 
 from ...errors import ConfigError
-from ...imageio import save_torch
+from ...imageio import load_tensors
 from ..loop import Stage, autocast, cosine_lr
 from .config import SRTrainConfig
-from .data import SR_PAIRS_SEED, batch_of, own_words, word_vector
+from .data import SR_PAIRS_SEED, batch_of, own_words, pairs_from, save_pairs, word_vector
 from .losses import base_latent, flow_noise, sr_loss
 
 #: Transformer modules given LoRA beyond the AdaLayerNormZero linears in the demo model (regexes on
@@ -255,9 +255,11 @@ def chain_stage(model, mods: dict, data: dict, cfg: SRTrainConfig, device: str, 
     if stage.finished():
         return stage.run(step, log)
     path = Path(cfg.work) / (f"chain-{variant}-{cfg.chain_pairs}-{cfg.size}-{cfg.seed}-d{cfg.chain_depth}"
-                             f"-c{cfg.prompt_context}-{weights_digest(model.transformer, model.vae)}-r{RENDER_VERSION}.pt")
-    if path.is_file():
-        chain = torch.load(path, weights_only=False)
+                             f"-c{cfg.prompt_context}-{weights_digest(model.transformer, model.vae)}-r{RENDER_VERSION}"
+                             ".safetensors")
+    got = load_tensors(path, log)
+    if got is not None:
+        chain = pairs_from(got)
     else:
         t = time.perf_counter()
         modes = [(net, net.training) for net in (model.transformer, model.vae)]
@@ -266,7 +268,7 @@ def chain_stage(model, mods: dict, data: dict, cfg: SRTrainConfig, device: str, 
         chain = chain_pairs(model, cfg, cfg.chain_pairs, cfg.seed + 2 * SR_PAIRS_SEED, log)
         for net, was in modes:
             net.train(was)
-        save_torch(chain, path)
+        save_pairs(chain, path)
         log(f"[data] {cfg.chain_pairs} chain-state pairs made in {time.perf_counter() - t:.0f} s")
     k = int(round(cfg.batch_sr * cfg.chain_share))
 

@@ -1,0 +1,207 @@
+"""``python -m cozlib zoom``: run a zoom chain (or full-image CoZ) on images.
+
+Order of work: every argument and every input is checked, and every output folder found free or
+cozlib's own, before any model is loaded; then each input's chain runs and its folder
+``OUT/<stem>/`` (marked ``.cozlib``) is renamed into place complete.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import ConfigError
+
+
+def add_parsers(sub) -> None:
+    from ..chain import REC_TYPES
+    from ..imageio import DEFAULT_MAX_PIXELS
+    z = sub.add_parser("zoom", help="run a zoom chain on images",
+                       description="Zoom into the center of each INPUT (a file, a folder, photo:NAME or world:SEED).")
+    z.add_argument("inputs", nargs="+", metavar="INPUT", help="image file, folder, photo:NAME or world:SEED")
+    z.add_argument("--out", required=True,
+                   help="output folder; writes OUT/<stem>/scale{k}.png, prompts.json, chain.png, chain.json. A folder "
+                        "OUT/<stem> that cozlib did not write is never replaced")
+    z.add_argument("--rec-type", default="recursive_multiscale", choices=REC_TYPES)
+    z.add_argument("--backbone", default=None,
+                   help="SR backbone (see `list`; default realesrgan); nearest and bicubic rec types use none")
+    z.add_argument("--prompt", default="null",
+                   help="prompt extractor: null, fixed:TEXT, vlm, vlm-single, vlm-grpo, dape, oracle, wrong (see `list`)")
+    z.add_argument("--user-prompt", default="", help='appended as "{prompt}, {user_prompt},"')
+    z.add_argument("--steps", type=int, default=4, help="number of zoom steps (official --rec_num)")
+    z.add_argument("--upscale", type=int, default=4, help="magnification of one step")
+    z.add_argument("--process-size", type=int, default=512, help="state size in px (a multiple of --upscale)")
+    z.add_argument("--align-method", default="nofix", choices=("nofix", "adain", "wavelet"))
+    z.add_argument("--seed", type=int, default=42, help="0 .. 2^32-1; the same seed gives the same bytes")
+    z.add_argument("--device", default="auto")
+    z.add_argument("--weights", default=None,
+                   help="weights folder of an OSEDiff backbone (osediff-sd3: the SD3 diffusers folder; "
+                        "osediff-demo: default data/weights/osediff-demo)")
+    z.add_argument("--lora-dir", default=None, help="osediff-sd3: folder holding model_20001.pkl and vae_encoder_20001.pt")
+    z.add_argument("--dtype", default=None, choices=("float32", "bfloat16"), help="OSEDiff backbones' precision")
+    z.add_argument("--drop-t5", action="store_true", help="OSEDiff: leave T5 out (zeros in its place; saves ~9 GB)")
+    z.add_argument("--offload", action="store_true", help="OSEDiff: keep models on the CPU until each runs (small GPUs)")
+    z.add_argument("--vlm", default=None,
+                   help="--prompt vlm/vlm-single: a Qwen2.5-VL folder or cached repo id (default: the demo VLM, "
+                        "data/weights/vlm-demo; also COZ_VLM)")
+    z.add_argument("--vlm-lora", default=None,
+                   help="--prompt vlm/vlm-single with --vlm: a LoRA adapter folder (e.g. ckpt/VLM_LoRA/checkpoint-10000)")
+    z.add_argument("--max-new-tokens", type=int, default=None,
+                   help="--prompt vlm, vlm-single, vlm-grpo: generation length (1 .. 1024; default 32)")
+    z.add_argument("--full-image", action="store_true",
+                   help="full-image CoZ: each step super-resolves the whole image in overlapping tiles "
+                        "(Gaussian blending, a prompt per tile); states grow by --upscale each step")
+    z.add_argument("--tile-overlap", type=int, default=None, help="--full-image: tile overlap in px (default tile/4)")
+    z.add_argument("--cache", default=None, help="chain cache folder (default: none for the CLI)")
+    z.add_argument("--convert", action="store_true",
+                   help="accept grayscale, palette, RGBA and 16-bit inputs by converting them to 8-bit RGB")
+    z.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                   help="refuse input images larger than this many pixels before decoding them (a guard against "
+                        "decompression bombs; 0: no limit)")
+    z.set_defaults(run=run)
+
+
+def _check_arguments(args: argparse.Namespace):
+    """Every argument, before any input is read: the chain's settings, the extractor's and backbone's
+    names and the options that apply to them, the device, the output folder. Returns the ChainConfig
+    (and fills in the backbone's default)."""
+    from ..backbones import registry as backbones
+    from ..chain import ChainConfig, check_full_image
+    from ..outputs import check_writable_dir
+    from ..prompts import check_prompt_spec, parse_prompt_spec
+    from ..runtime import resolve_device
+    config = ChainConfig(rec_type=args.rec_type, upscale=args.upscale, steps=args.steps,
+                         process_size=args.process_size, align_method=args.align_method,
+                         user_prompt=args.user_prompt, seed=args.seed).validate()
+    if not config.uses_backbone:
+        unused = [f for f, given in (("--backbone", args.backbone), ("--prompt", args.prompt != "null")) if given]
+        if unused:
+            raise ConfigError(f"{' and '.join(unused)} are not used by --rec-type {args.rec_type} (it resizes crops of "
+                              f"x_0 without a model); leave them out, or use onestep / recursive / recursive_multiscale")
+    args.backbone = args.backbone or "realesrgan"
+    if args.max_pixels < 0:
+        raise ConfigError(f"--max-pixels must be >= 0 (0: no limit), got {args.max_pixels}")
+    if config.uses_backbone and args.backbone not in backbones():
+        raise ConfigError(f"unknown backbone {args.backbone!r}; choose one of: {', '.join(sorted(backbones()))} "
+                          f"(`python -m cozlib list` shows what each needs)")
+    options = _backbone_options(args)
+    if options and not args.backbone.startswith("osediff"):
+        raise ConfigError(f"--weights/--lora-dir/--dtype/--drop-t5/--offload apply to the osediff backbones, "
+                          f"not {args.backbone!r}")
+    for flag, path in (("--weights", args.weights if args.backbone.startswith("osediff-demo") else None),
+                       ("--lora-dir", args.lora_dir), ("--vlm-lora", args.vlm_lora)):
+        if path is not None and not Path(path).is_dir():
+            raise ConfigError(f"{flag} {path}: no such folder; give the folder that holds the files")
+    info = check_prompt_spec(args.prompt, config.rec_type)
+    for flag, option, given in (("--vlm", "vlm", args.vlm), ("--vlm-lora", "vlm_lora", args.vlm_lora),
+                                ("--max-new-tokens", "max_new_tokens", args.max_new_tokens)):
+        if given is not None and option not in info.options:
+            raise ConfigError(f"{flag} applies to --prompt vlm, vlm-single and vlm-grpo, not "
+                              f"{parse_prompt_spec(args.prompt)[0]}; leave it out")
+    if args.max_new_tokens is not None and not 1 <= args.max_new_tokens <= 1024:
+        raise ConfigError(f"--max-new-tokens must be a whole number from 1 to 1024, got {args.max_new_tokens}")
+    if args.full_image:
+        if not config.uses_backbone:
+            raise ConfigError("--full-image runs the SR backbone on tiles: use --rec-type recursive or recursive_multiscale")
+        check_full_image(config, overlap=args.tile_overlap)
+    elif args.tile_overlap is not None:
+        raise ConfigError("--tile-overlap applies to --full-image only")
+    resolve_device(args.device)
+    check_writable_dir(args.out)
+    if args.cache:
+        check_writable_dir(args.cache, "--cache")
+    return config
+
+
+def _backbone_options(args) -> dict:
+    options = {k: v for k, v in (("weights", args.weights), ("lora_dir", args.lora_dir), ("dtype", args.dtype))
+               if v is not None}
+    options.update({k: True for k in ("drop_t5", "offload") if getattr(args, k)})
+    return options
+
+
+def _check_inputs(args, config) -> list:
+    """Every input read and checked, stems unique, and each OUT/<stem> free or cozlib's."""
+    from ..data import resolve_input
+    from ..outputs import check_replaceable
+    from ..prompts import check_prompt_spec
+    inputs = [item for spec in args.inputs
+              for item in resolve_input(spec, convert=args.convert, process_size=config.process_size,
+                                        max_pixels=args.max_pixels)]
+    stems = [item.stem for item in inputs]
+    if len(set(stems)) != len(stems):
+        raise ConfigError(f"two inputs share an output folder name: {sorted({s for s in stems if stems.count(s) > 1})}; "
+                          f"rename one or run them separately")
+    check_prompt_spec(args.prompt, config.rec_type, world=all("world_seed" in i.source for i in inputs))
+    for item in inputs:
+        check_replaceable(Path(args.out) / item.stem, "zoom")
+    return inputs
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+    from ..backbones import make_backbone
+    from ..chain import ChainCache, run_chain, run_full_image
+    from ..prompts import make_prompt_extractor
+    config = _check_arguments(args)
+    inputs = _check_inputs(args, config)
+    extractor = make_prompt_extractor(args.prompt, device=args.device, vlm=args.vlm, vlm_lora=args.vlm_lora,
+                                      max_new_tokens=args.max_new_tokens)
+    backbone = make_backbone(args.backbone, device=args.device, **_backbone_options(args)) if config.uses_backbone else None
+    cache = ChainCache(args.cache) if args.cache else None
+    out = Path(args.out)
+    bar = tqdm(total=len(inputs) * config.steps, desc="zoom", unit="step", file=sys.stderr)
+    try:
+        for item in inputs:
+            bar.set_postfix_str(item.stem)
+            done = [0]
+
+            def progress(i: int, n: int) -> None:
+                bar.update(i - done[0])
+                done[0] = i
+
+            if args.full_image:
+                _write_full_image(run_full_image(item.image, config, backbone, extractor, overlap=args.tile_overlap,
+                                                 source=item.source, progress=progress), out / item.stem)
+            else:
+                result = run_chain(item.image, config, backbone, extractor, cache=cache, source=item.source,
+                                   progress=progress)
+                _write_chain(result, item.source, out / item.stem)
+    finally:
+        bar.close()  # ends the bar's line, so an error below it stays one line of its own
+    print(f"wrote {len(inputs)} chain(s) to {out}")
+    return 0
+
+
+def _write_chain(result, source: dict, folder: Path) -> None:
+    """OUT/STEM/: scale{k}.png, prompts.json, chain.json, the strip chain.png, and for ZoomWorld inputs truth/."""
+    from ..imageio import atomic_dir, save_json
+    from ..plots import chain_strip
+    with atomic_dir(folder, kind="zoom") as tmp:
+        for k, im in enumerate(result.states):
+            im.save(tmp / f"scale{k}.png")
+        save_json(result.prompts, tmp / "prompts.json")
+        save_json(result.meta(), tmp / "chain.json")
+        chain_strip(result.states, [f"{m}x" if m > 1 else "x0" for m in result.magnifications]).save(tmp / "chain.png")
+        if "world_seed" in source:
+            _write_world_truth(source["world_seed"], result, tmp / "truth")
+
+
+def _write_full_image(result, folder: Path) -> None:
+    """OUT/STEM/scale{k}.png (growing sizes) and tiles.json (each step's tiles with their prompts)."""
+    from ..imageio import atomic_dir, save_json
+    with atomic_dir(folder, kind="zoom") as tmp:
+        for k, im in enumerate(result.states):
+            im.save(tmp / f"scale{k}.png")
+        save_json(result.tiles, tmp / "tiles.json")
+
+
+def _write_world_truth(seed: int, result, folder: Path) -> None:
+    """truth/scale{k}.png (the exact window of each state) and truth/words.json ({word: fraction} per k)."""
+    from .. import world
+    from ..experiments import truth_states
+    from ..imageio import save_json
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, im in enumerate(truth_states(result)):
+        im.save(folder / f"scale{k}.png")
+    save_json([world.window_words(seed, w, result.config.process_size) for w in result.windows], folder / "words.json")
