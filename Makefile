@@ -26,10 +26,12 @@ $(STAMP): requirements/lock.txt pyproject.toml
 	touch $(STAMP)
 
 ## Every notebook with params/demo.yaml -> build/notebooks/ (executed copies) and figures/; then
-## docs/RESULTS.md and the README's headline table from figures/ (python -m cozlib.results).
+## docs/RESULTS.md and the README's headline table from figures/ (python -m cozlib.results), and
+## the book: build/book/ (a static site) and docs/notebooks/ (the published copy; python -m cozlib.book).
 figures: $(STAMP)
 	$(PY) -m cozlib.notebooks --params params/demo.yaml --out build/notebooks
 	$(PY) -m cozlib.results
+	$(PY) -m cozlib.book
 
 ## Retrain the committed demo weights (data/weights/; CUDA when present, else the CPU); resumable.
 ## Settings: params/train/*.yaml presets, `python -m cozlib train sr --help`.
@@ -38,15 +40,16 @@ weights: $(STAMP)
 	$(PY) -m cozlib train prompts
 	$(PY) -m cozlib train grpo
 
-## Unit tests and a papermill run of every notebook with params/smoke.yaml (one torch thread per
-## process; TEST_WORKERS pytest-xdist workers, whole files each, so a file's fixtures are built once).
+## Unit tests, a papermill run of every notebook with params/smoke.yaml and the zoom explorer in a
+## headless browser (one torch thread per process; TEST_WORKERS pytest-xdist workers, whole files
+## each, so a file's fixtures are built once).
 TEST_WORKERS ?= 2
 test: $(STAMP)
 	COZ_THREADS=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
-## Unit tests only (skips the notebook execution).
+## Unit tests only (skips the notebook execution and the browser test).
 test-fast: $(STAMP)
-	COZ_THREADS=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not notebooks"
+	COZ_THREADS=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not notebooks and not browser"
 
 ## JupyterLab on the project's environment (ipywidgets work there).
 lab: $(STAMP)

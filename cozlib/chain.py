@@ -190,20 +190,23 @@ class ChainCache:
             save_json(scores, self._dir(key) / "scores.json")
 
     def store(self, result: ChainResult) -> None:
-        from .outputs import remove_stale_temps, temp_dir
-        self.root.mkdir(parents=True, exist_ok=True)
+        from .outputs import make_parents, remove_if_empty, remove_stale_temps, temp_dir
         final = self._dir(result.key)
         if final.exists():
             return
+        created = make_parents(self.root)
         remove_stale_temps(self.root, ".tmp-")
-        tmp = temp_dir(self.root, ".tmp-", kind="chain-cache")
+        tmp = None
         try:
+            tmp = temp_dir(self.root, ".tmp-", kind="chain-cache")
             for k, im in enumerate(result.states):
                 im.save(tmp / f"scale{k}.png")
             (tmp / "meta.json").write_text(json.dumps(result.meta(), indent=2, sort_keys=True))
             os.rename(tmp, final)
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)
+        except BaseException:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+            remove_if_empty(created)
             if not final.exists():  # else another process stored the same key first: theirs is as good
                 raise
 

@@ -64,6 +64,8 @@ def preset_path(what: str, preset: str) -> Path:
     from .paths import locate, resolve
     p = Path(preset)
     if p.suffix in (".yaml", ".yml"):
+        if locate(p).exists() and not locate(p).is_file():
+            raise ConfigError(f"preset file {preset} is not a regular file (a pipe, device or socket); give a YAML file")
         if not locate(p).is_file():
             raise ConfigError(f"preset file {preset} not found (looked in the current folder and the project root); "
                               f"give a YAML file or one of: {', '.join(presets(what))}")

@@ -36,6 +36,8 @@ def load_params(params_file: str | os.PathLike) -> dict[str, dict]:
     import yaml
     from .paths import locate
     path = locate(params_file)
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"params file {params_file} is not a regular file (a pipe, device or socket); give a YAML file")
     if not path.is_file():
         raise ConfigError(f"params file {params_file} not found (looked in the current folder and the project root); "
                           f"give a file, or one of params/{{{','.join(p.stem for p in sorted(resolve('params').glob('*.yaml')))}}}.yaml")
@@ -96,12 +98,12 @@ def run_notebook(nb: Path, parameters: dict, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / nb.name
     remove_stale_temps(out_dir, f".{nb.stem}.")
-    tmp = out_dir / f".{nb.stem}.{os.getpid()}-run.tmp"
+    tmp = out_dir / f".{nb.stem}.{os.getpid()}-run.tmp.ipynb"  # papermill wants the .ipynb suffix
     try:
         # no cwd=: papermill would chdir the whole process (a race with kernels side by side); the
         # notebooks resolve every path against the project root (paths.resolve)
-        pm.execute_notebook(str(nb), str(tmp), parameters=parameters,
-                            kernel_name="python3", progress_bar=False, log_output=False)
+        pm.execute_notebook(str(nb), str(tmp), parameters=parameters,  # a progress bar over the cells
+                            kernel_name="python3", progress_bar=sys.stderr.isatty(), log_output=False)
         os.replace(tmp, final)
     finally:
         if tmp.exists():

@@ -32,15 +32,39 @@ def _umask() -> int:
     return mask
 
 
-def marker_kind(folder: str | os.PathLike) -> str | None:
-    """The kind a cozlib folder's marker names; None when ``folder`` is not a folder cozlib wrote."""
-    p = Path(folder)
-    if not p.is_dir() or p.is_symlink() or not (p / MARKER).is_file():
+def _marker(folder: Path) -> dict | None:
+    if not folder.is_dir() or folder.is_symlink() or not (folder / MARKER).is_file():
         return None
     try:
-        return str(json.loads((p / MARKER).read_text()).get("kind", ""))
-    except (OSError, ValueError, AttributeError):
+        data = json.loads((folder / MARKER).read_text())
+        return data if isinstance(data, dict) else None
+    except (OSError, ValueError):
         return None
+
+
+def marker_kind(folder: str | os.PathLike) -> str | None:
+    """The kind a cozlib folder's marker names; None when ``folder`` is not a folder cozlib wrote."""
+    data = _marker(Path(folder))
+    return None if data is None else str(data.get("kind", ""))
+
+
+def listing_digest(folder: Path) -> tuple[int, str]:
+    """(number of files, a hash of their relative paths and sizes) under ``folder``, the marker left out:
+    what a folder held when cozlib finished it."""
+    import hashlib
+    h, n = hashlib.sha256(), 0
+    for p in sorted(folder.rglob("*")):
+        if p.name == MARKER and p.parent == folder or not (p.is_file() or p.is_symlink()):
+            continue
+        n += 1
+        h.update(f"{p.relative_to(folder)}\0{p.lstat().st_size}\n".encode())
+    return n, h.hexdigest()[:16]
+
+
+def seal(folder: Path, kind: str) -> None:
+    """Write the marker of a finished folder: its kind and what it holds (``listing_digest``)."""
+    n, digest = listing_digest(folder)
+    (folder / MARKER).write_text(json.dumps({"written_by": "cozlib", "kind": kind, "files": n, "digest": digest}) + "\n")
 
 
 def owned(folder: str | os.PathLike, kind: str | None = None) -> bool:
@@ -59,13 +83,28 @@ def check_replaceable(path: str | os.PathLike, kind: str = "output") -> None:
         return
     if not p.is_dir():
         raise OutputError(f"{p} exists and is a file, not a folder; move it away or choose another output folder")
-    found = marker_kind(p)
-    if found is None:
+    data = _marker(p)
+    if data is None:
         raise OutputError(f"{p} exists and was not written by cozlib (it has no {MARKER} marker), so cozlib will "
                           f"not replace it; choose another output folder or move it away yourself")
+    found = str(data.get("kind", ""))
     if found != kind:
-        raise OutputError(f"{p} holds {found or 'another command'}'s output, not {kind}, so cozlib will not replace "
-                          f"it; choose another output folder")
+        raise OutputError(f"{p} holds a cozlib output of another kind ({found or 'unknown'}, not {kind}), so cozlib "
+                          f"will not replace it; choose another output folder")
+    if "digest" in data and listing_digest(p) != (data.get("files"), data.get("digest")):
+        raise OutputError(f"{p} holds files cozlib did not write there (or changed ones), so cozlib will not replace "
+                          f"it; move them away or choose another output folder")
+
+
+def check_not_inside_output(folder: str | os.PathLike, flag: str = "--out") -> None:
+    """An ``OutputError`` when ``folder`` lies inside a folder cozlib wrote (weights, a data set, ...):
+    that folder is replaced whole when it is made again, so nothing of the user's belongs in it."""
+    p = Path(folder).resolve()
+    for parent in (p, *p.parents):
+        kind = marker_kind(parent)
+        if kind is not None:
+            raise OutputError(f"{flag} {folder} lies inside {parent}, a cozlib output ({kind}) that is replaced whole "
+                              f"when it is made again; choose a folder of your own")
 
 
 def check_writable_dir(folder: str | os.PathLike, flag: str = "--out") -> Path:
@@ -96,8 +135,15 @@ def check_output_folders(*folders: str | os.PathLike, work: str | os.PathLike | 
                          kind: str = "weights") -> None:
     """Before a long run: each output folder can be written (its parent writable) and is absent or
     cozlib's of ``kind``; ``work`` (checkpoints, caches) can be written and is apart from them."""
+    resolved = [Path(f).resolve() for f in folders]
+    for i, a in enumerate(resolved):
+        for b in resolved[i + 1:]:
+            if a == b or a in b.parents or b in a.parents:
+                raise OutputError(f"two output folders overlap ({a} and {b}); each is replaced whole at the end, so "
+                                  f"give them different places")
     for f in folders:
         check_writable_dir(Path(f).parent if str(Path(f).parent) else ".", "output folder")
+        check_not_inside_output(Path(f).parent, "output folder")
         check_replaceable(f, kind)
     if work is not None:
         check_writable_dir(work, "work folder")
@@ -149,7 +195,7 @@ def remove_stale_temps(parent: Path, prefix: str) -> None:
         if p.is_dir() and not p.is_symlink():
             if (p / MARKER).is_file():
                 shutil.rmtree(p, ignore_errors=True)
-        elif p.name.endswith(".tmp"):
+        elif p.name.endswith((".tmp", ".tmp.ipynb")):
             with contextlib.suppress(OSError):
                 p.unlink()
 
@@ -231,6 +277,7 @@ def atomic_dir(final: str | os.PathLike, prefix: str | None = None, kind: str = 
         tmp = temp_dir(final.parent, prefix, kind)
         try:
             yield tmp
+            seal(tmp, kind)
             _swap_into_place(tmp, final, kind)
             ok = True
         finally:

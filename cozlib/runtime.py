@@ -16,6 +16,8 @@ def resolve_device(device: str = "auto", flag: str = "--device") -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     if not (device == "cpu" or device == "mps" or re.fullmatch(r"cuda(:\d+)?", str(device))):
         raise ConfigError(f"{flag} {device!r} is not a device; use auto, cpu, cuda or cuda:N")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"{flag} mps: no Apple GPU (MPS) is available here; use {flag}{'=' if '--set' in flag else ' '}cpu or auto")
     if device.startswith("cuda"):
         index = int(device.split(":")[1]) if ":" in device else 0
         if not torch.cuda.is_available():
@@ -53,9 +55,11 @@ def _one_thread() -> None:
 
 
 def _worker_init() -> None:
-    """A render worker: one torch thread; Ctrl-C is the parent's to handle (it stops the workers)."""
+    """A render worker: one torch thread; Ctrl-C is the parent's to handle, and SIGTERM (which the
+    parent sends to stop it) ends it at once instead of raising inside its task."""
     import signal
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _one_thread()
 
 

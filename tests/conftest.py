@@ -27,7 +27,8 @@ def random_image():
 
 
 def pytest_collection_modifyitems(config, items):
-    """The papermill run of the notebooks first (a stable sort): it is the longest test, and
+    """The papermill run of the notebooks first, then the browser test (a stable sort): they are the
+    longest tests, and
     under ``make test``'s pytest-xdist workers (``--dist loadfile``) its file then starts at once
     instead of last."""
-    items.sort(key=lambda item: item.get_closest_marker("notebooks") is None)
+    items.sort(key=lambda item: (item.get_closest_marker("notebooks") is None, item.get_closest_marker("browser") is None))

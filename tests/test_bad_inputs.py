@@ -58,6 +58,15 @@ def place(tmp_path, monkeypatch):
     Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save("mixed/a.png")
     Path("mixed/b.png").write_bytes(Path("good.png").read_bytes()[:200])  # truncated
     os.mkfifo("pipe.png")
+    os.mkfifo("pipe.yaml")
+    Path("fifo-dir").mkdir()
+    Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save("fifo-dir/a.png")
+    os.mkfifo("fifo-dir/b.png")
+    Path("ours/good").mkdir(parents=True)                    # a zoom output of cozlib's with a file of the user's
+    Path("ours/good/scale0.png").write_bytes(b"x")
+    from cozlib.outputs import seal
+    seal(Path("ours/good"), "zoom")
+    Path("ours/good/notes.txt").write_text("mine")
     return tmp_path
 
 
@@ -112,7 +121,7 @@ CASES = [
     ("zoom-max-pixels-negative", Z + ["--out", "o", "--max-pixels", "-1"], r"--max-pixels must be"),
     ("zoom-cache-is-file", Z + ["--out", "o", "--cache", "afile"], r"--cache afile is a file"),
     ("zoom-unknown-flag", Z + ["--out", "o", "--zoomz", "2"], r"unrecognized arguments"),
-    ("zoom-into-another-kind", Z + ["--out", "weights"], r"holds weights's output"),
+    ("zoom-into-another-kind", Z + ["--out", "weights"], r"another kind \(weights, not zoom\)"),
     ("zoom-backbone-with-nearest", ["zoom", "good.png", "--rec-type", "nearest", "--backbone", "realesrgan", "--out", "o"],
      r"not used by --rec-type nearest"),
     ("zoom-prompt-with-bicubic", ["zoom", "good.png", "--rec-type", "bicubic", "--prompt", "dape", "--out", "o"],
@@ -128,6 +137,25 @@ CASES = [
      r"--weights nowhere: no such folder"),
     ("metrics-truncated-among-good", ["metrics", "mixed", "--metrics", "piqe"], r"b.png: the image is corrupt"),
     ("metrics-device-bogus", ["metrics", "good.png", "--device", "tpu"], r"is not a device"),
+    ("zoom-device-mps", Z + ["--out", "o", "--device", "mps"], r"MPS"),
+    ("zoom-out-inside-weights", Z + ["--out", "weights/good"], r"inside .*cozlib output \(weights\)"),
+    ("zoom-user-file-inside-own-output", Z + ["--out", "ours"], r"files cozlib did not write"),
+    ("zoom-user-prompt-with-nearest", ["zoom", "good.png", "--rec-type", "nearest", "--user-prompt", "a cat", "--out", "o"],
+     r"--user-prompt is not used"),
+    ("zoom-align-with-bicubic", ["zoom", "good.png", "--rec-type", "bicubic", "--align-method", "wavelet", "--out", "o"],
+     r"--align-method is not used"),
+    ("zoom-cache-with-full-image", ["zoom", "good.png", "--full-image", "--steps", "1", "--process-size", "64",
+                                    "--backbone", "bicubic", "--cache", "c", "--out", "o"], r"not cached"),
+    ("metrics-fifo-among-images", ["metrics", "fifo-dir", "--metrics", "piqe"], r"not a regular file"),
+    ("metrics-reference-fifo", ["metrics", "good.png", "--metrics", "psnr", "--reference", "pipe.png"],
+     r"not a regular file"),
+    ("world-render-device-mps", ["world", "render", "--seed", "3", "--device", "mps", "--out", "v.png"], r"MPS"),
+    ("train-preset-fifo", ["train", "sr", "--preset", "pipe.yaml"], r"not a regular file"),
+    ("train-outputs-overlap", ["train", "prompts", "--preset", "smoke", "--set", "out_vlm=x", "out_dape=x", "work=wk"],
+     r"two output folders overlap"),
+    ("train-grpo-outputs-overlap", ["train", "grpo", "--preset", "smoke", "--set", "out=x", "critic_out=x/c", "work=wk"],
+     r"two output folders overlap"),
+    ("train-device-mps", ["train", "sr", "--preset", "smoke", "--set", "device=mps", "out=w", "work=wk"], r"MPS"),
     ("metrics-empty-folder", ["metrics", "empty"], r"no images there"),
     ("metrics-niqe-too-small", ["metrics", "small.png"], r"too small for niqe.*--metrics piqe"),
     ("metrics-psnr-needs-reference", ["metrics", "good.png", "--metrics", "psnr"], r"need --reference"),
@@ -302,6 +330,18 @@ def test_signals_stop_cleanly_and_leave_finished_outputs_whole(tmp_path, signum,
     assert all(not d.name.startswith(".") for d in done), done               # no temp folder left
     for d in done:                                                            # every finished one is whole
         assert {"scale0.png", "scale3.png", "chain.json", "prompts.json", "chain.png", ".cozlib"} <= {f.name for f in d.iterdir()}
+
+
+def test_a_signal_stops_a_training_and_its_render_workers_within_seconds(tmp_path):
+    p = _cli("train", "prompts", "--set", "samples=4000", "val_samples=8", "workers=2", f"out_vlm={tmp_path}/v",
+             f"out_dape={tmp_path}/d", f"work={tmp_path}/w", "device=cpu", cwd=tmp_path)
+    time.sleep(8)                                             # the samples are being rendered by two workers
+    sent = time.time()
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 143 and time.time() - sent < 10, (p.returncode, time.time() - sent, err[-500:])
+    assert err.strip().splitlines()[-1].startswith("error: interrupted (SIGTERM)") and "Traceback" not in err
+    assert not (tmp_path / "v").exists() and not (tmp_path / "d").exists()
 
 
 def test_concurrent_runs_into_one_folder_all_finish(tmp_path):

@@ -38,10 +38,13 @@ def test_outputs_stripped_and_one_parameters_cell(path):
             assert not c.outputs and c.execution_count is None, f"{path.name}: outputs committed"
 
 
-@pytest.mark.parametrize("params_file", ["params/demo.yaml", "params/smoke.yaml", "params/paper.yaml"])
+@pytest.mark.parametrize("params_file", ["params/demo.yaml", "params/smoke.yaml", "params/paper.yaml", "params/full.yaml"])
 def test_every_params_key_exists_in_its_notebook(params_file):
+    from cozlib.notebooks import check_section
     params = load_params(ROOT / params_file)
     stems = {p.stem for p in NOTEBOOKS}
+    for path in NOTEBOOKS:
+        check_section(path, params.get(path.stem, {}))   # the runner's own check: names and kinds
     assert set(params) <= stems, f"{params_file} names notebooks that do not exist"
     for path in NOTEBOOKS:
         if path.stem in params:

@@ -171,7 +171,8 @@ def test_tiles_cover_and_blend_to_identity():
     m = OSEDiffSD3.__new__(OSEDiffSD3)
     m.transformer, m.timestep = Echo(), torch.tensor(1000.0)
     z = torch.randn(2, 4, 40, 36)
-    torch.testing.assert_close(m._v_tiled(z, None, None, 16, 4), z)
+    torch.testing.assert_close(m._v_tiled(z, torch.zeros(2, 3, 8), torch.zeros(2, 8), 16, 4), z)
+    torch.testing.assert_close(m._v_tiled(z, torch.zeros(2, 3, 8), torch.zeros(2, 8), 16, 4, max_batch=2), z)
 
 
 def test_vae_tiling_option_tiles_large_images_only(sd3_folder, official_files):

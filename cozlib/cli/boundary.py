@@ -23,8 +23,8 @@ _ERRNO_HINTS = {
     errno.ENOSPC: "the disk is full; free some space or write elsewhere",
     errno.EDQUOT: "the disk quota is full; free some space or write elsewhere",
     errno.EROFS: "the file system is read-only; write elsewhere",
-    errno.EACCES: "no permission; write elsewhere or fix the permissions",
-    errno.EPERM: "not permitted; write elsewhere or fix the permissions",
+    errno.EACCES: "no permission; fix the permissions or use another path",
+    errno.EPERM: "not permitted; fix the permissions or use another path",
     errno.ENOENT: "no such file or folder; check the path",
     errno.ENOTDIR: "a part of the path is a file, not a folder; check the path",
     errno.EISDIR: "the path is a folder where a file was expected; check the path",
@@ -37,7 +37,7 @@ def stdout():
     from ..errors import OutputError
     if sys.stdout is None or getattr(sys.stdout, "closed", False):
         raise OutputError("standard output is closed, and this command prints its result there; redirect it to a "
-                          "file instead (e.g. > result.csv)")
+                          "file instead (e.g. > out.txt)")
     return sys.stdout
 
 
@@ -45,8 +45,23 @@ def quiet_libraries() -> None:
     """Library chatter that is not the user's business on a command line (bitsandbytes' CPU kernel
     notice, diffusers' and transformers' load notes); errors still show."""
     import logging
+    import warnings
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")      # read when each library sets up its logging
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     for name in ("bitsandbytes", "diffusers", "transformers", "peft", "accelerate", "huggingface_hub"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning)   # deprecations inside the libraries
+
+
+def say(text: str) -> None:
+    """Print a command's result line; a standard output that cannot take it is an ``OutputError``
+    saying so (the work before it is done and kept)."""
+    from ..errors import OutputError
+    try:
+        print(text, file=stdout(), flush=True)
+    except OSError as e:
+        raise OutputError(f"the work is done, but standard output cannot be written ({e.strerror or e}); redirect it "
+                          f"elsewhere") from None
 
 
 def debugging() -> bool:
@@ -80,6 +95,8 @@ def translate(e: BaseException) -> str | None:
         return f"a notebook stopped at cell {getattr(e, 'exec_count', '?')}: {e.evalue}"
     if module.startswith("yaml"):
         return f"a YAML file cannot be read ({one_line(e)}); fix its syntax"
+    if "No space left on device" in str(e):
+        return f"the disk is full ({one_line(e)}); free some space or write elsewhere"
     if name in ("SafetensorError", "HeaderTooLarge") or module.startswith("safetensors"):
         return f"a weight file is corrupt or not a safetensors file ({one_line(e)}); restore or re-create it"
     if module.startswith("huggingface_hub"):
@@ -95,7 +112,10 @@ def guarded(run: Callable[[], int], debug: bool = False, prog: str = "cozlib") -
     """``run()`` inside the error boundary; returns the exit code."""
     debug = debug or debugging()
     quiet_libraries()
-    previous = signal.signal(signal.SIGTERM, _raise_interrupted) if _main_thread() else None
+    previous = {}
+    if _main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            previous[sig] = signal.signal(sig, _raise_interrupted)
     try:
         return run()
     except CozError as e:
@@ -104,8 +124,8 @@ def guarded(run: Callable[[], int], debug: bool = False, prog: str = "cozlib") -
     except (KeyboardInterrupt, Interrupted) as e:
         signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
         name = signal.Signals(signum).name
-        _report(f"interrupted ({name}); the outputs finished before it are complete, and no temporary file was left",
-                debug)
+        _report(f"interrupted ({name}); outputs finished before the interruption are complete, and no temporary file "
+                f"was left", debug)
         return 128 + int(signum)
     except BrokenPipeError:  # `... | head`: the reader left; nothing to say
         _silence_stdout()
@@ -117,8 +137,8 @@ def guarded(run: Callable[[], int], debug: bool = False, prog: str = "cozlib") -
         _report(one_line(message), debug)
         return 2
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _main_thread() -> bool:

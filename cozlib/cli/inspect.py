@@ -30,11 +30,18 @@ def image_files(root: Path) -> list[Path]:
     from ..data import IMAGE_SUFFIXES
     if root.is_file():
         return [root]
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"{root}: not a regular file or folder (a pipe, device or socket); give images or folders")
     if not root.is_dir():
         raise ConfigError(f"{root}: no such file or folder")
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-                  and not any(part.startswith(".") for part in p.relative_to(root).parts)
-                  and not (p.name == "chain.png" and (p.parent / "chain.json").is_file()))  # zoom's strip
+    found = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+                   and not any(part.startswith(".") for part in p.relative_to(root).parts)
+                   and not (p.name == "chain.png" and (p.parent / "chain.json").is_file()))  # zoom's strip
+    odd = [p for p in found if not p.is_file() and not p.is_dir()]
+    if odd:
+        raise ConfigError(f"{odd[0]}: named like an image but not a regular file (a pipe, device or socket); move it "
+                          f"out of {root}")
+    return [p for p in found if p.is_file()]
 
 
 def _verify(path: Path) -> None:
@@ -73,7 +80,9 @@ def _plan(args) -> list[tuple[Path, Path | None]]:
             ref = None
             if full:
                 ref_root = Path(args.reference)
-                ref = ref_root if ref_root.is_file() else ref_root / (f.relative_to(root) if root.is_dir() else f.name)
+                ref = ref_root if not ref_root.is_dir() else ref_root / (f.relative_to(root) if root.is_dir() else f.name)
+                if ref.exists() and not ref.is_file():
+                    raise ConfigError(f"reference {ref}: not a regular file (a pipe, device or socket); give an image")
                 if not ref.is_file():
                     raise ConfigError(f"{f}: no reference image at {ref}; the reference folder must hold the same "
                                       f"relative paths")
@@ -101,15 +110,23 @@ def metrics(args: argparse.Namespace) -> int:
                           + " (`python -m cozlib list`); niqe, piqe, psnr and ssim need no weight files")
     for n, why in skipped.items():
         print(f"skipping {n}: {why}", file=sys.stderr)
+    from ..errors import OutputError
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["path", "metric", "value"])
-    for f, ref_path in plan:
-        img = load_image(f, min_side=1, convert=True, max_pixels=args.max_pixels)
-        ref = load_image(ref_path, min_side=1, convert=True, max_pixels=args.max_pixels) if ref_path else None
-        for n in runnable:
-            v = scorer.score(n, [img], [ref] if n in FULL_REFERENCE else None)[0]
-            writer.writerow([str(f), n, f"{v:.6g}"])
-        out.flush()
+    try:
+        writer.writerow(["path", "metric", "value"])
+        for f, ref_path in plan:
+            img = load_image(f, min_side=1, convert=True, max_pixels=args.max_pixels)
+            ref = load_image(ref_path, min_side=1, convert=True, max_pixels=args.max_pixels) if ref_path else None
+            for n in runnable:
+                v = scorer.score(n, [img], [ref] if n in FULL_REFERENCE else None)[0]
+                writer.writerow([str(f), n, f"{v:.6g}"])
+            out.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        if e.filename:
+            raise
+        raise OutputError(f"standard output cannot be written ({e.strerror or e}); redirect it elsewhere") from None
     return 0
 
 
@@ -117,22 +134,22 @@ def list_all(args: argparse.Namespace) -> int:
     from ..backbones import registry as backbones
     from ..metrics import ALL_METRICS, LOWER_IS_BETTER, availability
     from ..prompts import registry as extractors
+    from .boundary import say, stdout
+    stdout()
 
     def line(name: str, summary: str, why: str | None) -> str:
         return f"  {name:16s} {'ok     ' if why is None else 'MISSING'} {summary}" + (f"\n{'':26s}-> {why}" if why else "")
 
-    from .boundary import stdout
-    stdout()
-    print("backbones (--backbone):")
-    for n, info in sorted(backbones().items()):
-        print(line(n, info.summary, info.availability()))
-    print("prompt extractors (--prompt):")
-    for n, info in sorted(extractors().items()):
-        print(line(n + (":TEXT" if info.takes_argument else ""), info.summary, info.availability()))
-    print("metrics (metrics --metrics):")
+    lines = ["backbones (--backbone):"]
+    lines += [line(n, info.summary, info.availability()) for n, info in sorted(backbones().items())]
+    lines.append("prompt extractors (--prompt):")
+    lines += [line(n + (":TEXT" if info.takes_argument else ""), info.summary, info.availability())
+              for n, info in sorted(extractors().items())]
+    lines.append("metrics (metrics --metrics):")
     for n in ALL_METRICS:
         kind = "full-reference" if n in ("psnr", "ssim") else "no-reference"
-        print(line(n, f"{kind}, {'lower' if n in LOWER_IS_BETTER else 'higher'} is better", availability(n)))
+        lines.append(line(n, f"{kind}, {'lower' if n in LOWER_IS_BETTER else 'higher'} is better", availability(n)))
+    say("\n".join(lines))
     return 0
 
 

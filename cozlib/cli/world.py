@@ -90,22 +90,23 @@ def render(args: argparse.Namespace) -> int:
 
 def words(args: argparse.Namespace) -> int:
     from .. import world
-    from .boundary import stdout
-    out = stdout()
+    from .boundary import say, stdout
+    stdout()
     window = _view(args)
-    print(json.dumps(world.window_words(args.seed, window, args.size)), file=out)
+    say(json.dumps(world.window_words(args.seed, window, args.size)))
     return 0
 
 
 def vocab(args: argparse.Namespace) -> int:
     from .. import world
-    from .boundary import stdout
-    print(json.dumps(world.vocabulary()), file=stdout())
+    from .boundary import say
+    say(json.dumps(world.vocabulary()))
     return 0
 
 
 def dataset(args: argparse.Namespace) -> int:
     from ..world.datasets import write_dataset
     n = write_dataset(args.out, args.split, args.n, zooms=args.zoom, size=args.size, upscale=args.upscale)
-    print(f"wrote {n} samples to {Path(args.out) / args.split}")
+    from .boundary import say
+    say(f"wrote {n} samples to {Path(args.out) / args.split}")
     return 0

@@ -53,6 +53,9 @@ def add_parsers(sub) -> None:
                         "(Gaussian blending, a prompt per tile); states grow by --upscale each step")
     z.add_argument("--tile-overlap", type=int, default=None, help="--full-image: tile overlap in px (default tile/4)")
     z.add_argument("--cache", default=None, help="chain cache folder (default: none for the CLI)")
+    z.add_argument("--center", type=float, nargs=2, metavar=("X", "Y"), default=None,
+                   help="zoom into this point (fractions of the input's width and height) instead of its centre: "
+                        "x_0 is re-centred there (an extension; the official code zooms into the centre)")
     z.add_argument("--convert", action="store_true",
                    help="accept grayscale, palette, RGBA and 16-bit inputs by converting them to 8-bit RGB")
     z.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
@@ -67,17 +70,21 @@ def _check_arguments(args: argparse.Namespace):
     (and fills in the backbone's default)."""
     from ..backbones import registry as backbones
     from ..chain import ChainConfig, check_full_image
-    from ..outputs import check_writable_dir
+    from ..outputs import check_not_inside_output, check_writable_dir
     from ..prompts import check_prompt_spec, parse_prompt_spec
     from ..runtime import resolve_device
     config = ChainConfig(rec_type=args.rec_type, upscale=args.upscale, steps=args.steps,
                          process_size=args.process_size, align_method=args.align_method,
                          user_prompt=args.user_prompt, seed=args.seed).validate()
     if not config.uses_backbone:
-        unused = [f for f, given in (("--backbone", args.backbone), ("--prompt", args.prompt != "null")) if given]
+        unused = [f for f, given in (("--backbone", args.backbone), ("--prompt", args.prompt != "null"),
+                                     ("--user-prompt", args.user_prompt), ("--align-method", args.align_method != "nofix"))
+                  if given]
         if unused:
-            raise ConfigError(f"{' and '.join(unused)} are not used by --rec-type {args.rec_type} (it resizes crops of "
-                              f"x_0 without a model); leave them out, or use onestep / recursive / recursive_multiscale")
+            raise ConfigError(f"{', '.join(unused)} {'is' if len(unused) == 1 else 'are'} not used by --rec-type "
+                              f"{args.rec_type} (it resizes crops of x_0 without a model); leave "
+                              f"{'it' if len(unused) == 1 else 'them'} out, or use onestep, recursive or "
+                              f"recursive_multiscale")
     args.backbone = args.backbone or "realesrgan"
     if args.max_pixels < 0:
         raise ConfigError(f"--max-pixels must be >= 0 (0: no limit), got {args.max_pixels}")
@@ -106,10 +113,17 @@ def _check_arguments(args: argparse.Namespace):
         check_full_image(config, overlap=args.tile_overlap)
     elif args.tile_overlap is not None:
         raise ConfigError("--tile-overlap applies to --full-image only")
+    if args.center is not None and not all(0.0 <= v <= 1.0 for v in args.center):
+        raise ConfigError(f"--center takes two fractions of the input's width and height, each in [0, 1]; got "
+                          f"{args.center[0]} {args.center[1]}")
+    if args.cache and args.full_image:
+        raise ConfigError("--cache keeps zoom chains; --full-image runs are not cached: leave --cache out")
     resolve_device(args.device)
     check_writable_dir(args.out)
+    check_not_inside_output(args.out)
     if args.cache:
         check_writable_dir(args.cache, "--cache")
+        check_not_inside_output(args.cache, "--cache")
     return config
 
 
@@ -135,7 +149,18 @@ def _check_inputs(args, config) -> list:
     check_prompt_spec(args.prompt, config.rec_type, world=all("world_seed" in i.source for i in inputs))
     for item in inputs:
         check_replaceable(Path(args.out) / item.stem, "zoom")
+        if args.center is not None:
+            _recenter(item, tuple(args.center), config.process_size)
     return inputs
+
+
+def _recenter(item, point: tuple[float, float], size: int) -> None:
+    """The input re-centred on ``point`` (``explorer.recenter``): the chain zooms in there."""
+    from ..explorer import Source, recenter
+    seed = item.source.get("world_seed")
+    source = Source("world" if seed is not None else "photo", item.stem, item.image, seed)
+    item.image, extra = recenter(source, point, size)
+    item.source = {**item.source, **extra} if seed is None else extra
 
 
 def run(args: argparse.Namespace) -> int:
@@ -169,7 +194,8 @@ def run(args: argparse.Namespace) -> int:
                 _write_chain(result, item.source, out / item.stem)
     finally:
         bar.close()  # ends the bar's line, so an error below it stays one line of its own
-    print(f"wrote {len(inputs)} chain(s) to {out}")
+    from .boundary import say
+    say(f"wrote {len(inputs)} chain(s) to {out}")
     return 0
 
 
@@ -204,4 +230,5 @@ def _write_world_truth(seed: int, result, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for k, im in enumerate(truth_states(result)):
         im.save(folder / f"scale{k}.png")
-    save_json([world.window_words(seed, w, result.config.process_size) for w in result.windows], folder / "words.json")
+    save_json([world.window_words(seed, world.in_world(w, result.source), result.config.process_size)
+               for w in result.windows], folder / "words.json")

@@ -6,6 +6,7 @@ inputs and the exact truth of every state.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Iterable, Mapping, Sequence
 
 from PIL import Image
@@ -123,7 +124,15 @@ def world_inputs(seeds: Sequence[int], size: int) -> tuple[dict[str, Image.Image
 
 
 def truth_states(result: ChainResult) -> list[Image.Image]:
-    """The exact ground truth of every state of a chain run on a ZoomWorld input (same windows, size)."""
-    from .. import world
+    """The exact ground truth of every state of a chain run on a ZoomWorld input (same windows, size);
+    rendered once per scene and windows (chains of one scene share them)."""
+    from ..world import in_world
     seed = result.source["world_seed"]
-    return [world.render_window(seed, w, result.states[0].size[0]) for w in result.windows]
+    windows = tuple(in_world(w, result.source) for w in result.windows)
+    return [im.copy() for im in _truth(seed, windows, result.states[0].size[0])]
+
+
+@lru_cache(maxsize=128)
+def _truth(seed: int, windows: tuple, size: int) -> tuple[Image.Image, ...]:
+    from .. import world
+    return tuple(world.render_window(seed, w, size) for w in windows)

@@ -94,7 +94,8 @@ def chain_prompt_scores(results: Mapping[tuple[str, str], ChainResult]) -> list[
             continue
         size = res.states[0].size[0]
         for k in range(1, len(res.states)):
-            sc = score_prompt(res.prompts[k - 1], world.window_words(seed, res.windows[k], size), vocab)
+            sc = score_prompt(res.prompts[k - 1], world.window_words(seed, world.in_world(res.windows[k], res.source),
+                                                                     size), vocab)
             for metric in ("precision", "recall", "hallucination"):
                 v = getattr(sc, metric)
                 rows.append({"image": name, "method": label, "k": k, "magnification": res.magnifications[k],
@@ -129,16 +130,15 @@ def extractor_scores(views: Sequence[dict], specs: Sequence[str], device: str = 
     when the prompt names no vocabulary word)."""
     from tqdm.auto import tqdm
     from ..metrics.truth import score_prompt
-    from ..prompts import PromptContext, make_prompt_extractor
+    from ..prompts import PromptContext, extract_many, make_prompt_extractor
     from ..world.vocab import vocabulary
     vocab = vocabulary()
     rows = []
-    for spec in specs:
+    contexts = [PromptContext(zoomed=v["zoomed"], previous=v["coarse"], step=1, window=v["window"],
+                              source={"world_seed": v["seed"]}) for v in views]
+    for spec in tqdm(specs, desc="extractors", disable=not progress):
         ex = make_prompt_extractor(spec, device=device, **(prompt_options or {}))
-        for v in tqdm(views, desc=spec, disable=not progress):
-            ctx = PromptContext(zoomed=v["zoomed"], previous=v["coarse"], step=1, window=v["window"],
-                                source={"world_seed": v["seed"]})
-            prompt = ex(ctx)
+        for v, prompt in zip(views, extract_many(ex, contexts)):
             sc = score_prompt(prompt, v["words"], vocab)
             rows.append({"extractor": spec, "zoom": v["zoom"], "prompt": prompt, "recall": sc.recall,
                          "precision": math.nan if sc.precision is None else sc.precision,

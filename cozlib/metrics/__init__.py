@@ -9,6 +9,7 @@ pyiqa is licensed PolyForm Noncommercial 1.0.0: research and personal use only.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,23 +136,39 @@ class Scorer:
         if name in FULL_REFERENCE:
             if references is None or len(references) != len(images):
                 raise ConfigError(f"{name} is full-reference: give one reference image per image")
-        out = []
+            for im, ref in zip(images, references):
+                if ref.size != im.size:
+                    raise ConfigError(f"{name}: image is {im.size}, reference {ref.size}; they must match")
+        if not images:
+            return []
+
+        def run(idx: list[int]) -> list[float]:
+            x = torch.cat([pil_to_tensor(images[i]) for i in idx]).to(self.device)
+            if name in FULL_REFERENCE:
+                v = m(x, torch.cat([pil_to_tensor(references[i]) for i in idx]).to(self.device))
+            else:
+                v = m(x)
+            return [float(a) for a in v.reshape(len(idx), -1)[:, 0]]
+
+        out: list[float] = [math.nan] * len(images)
         with torch.inference_mode():
-            for i, im in enumerate(images):
-                x = pil_to_tensor(im).to(self.device)
-                if name in FULL_REFERENCE:
-                    ref = references[i]
-                    if ref.size != im.size:
-                        raise ConfigError(f"{name}: image is {im.size}, reference {ref.size}; they must match")
-                    v = m(x, pil_to_tensor(ref).to(self.device))
-                else:
-                    try:
-                        v = m(x)
-                    except torch.linalg.LinAlgError:
-                        if name != "niqe":
-                            raise
-                        v = torch.tensor(float("nan"))
-                out.append(float(v.reshape(-1)[0]))
+            by_size: dict[tuple[int, int], list[int]] = {}
+            for i, im in enumerate(images):  # a batch per image size: one metric call each
+                by_size.setdefault(im.size, []).append(i)
+            for idx in by_size.values():
+                try:
+                    values = run(idx)
+                except torch.linalg.LinAlgError:
+                    if name != "niqe":
+                        raise
+                    values = []
+                    for i in idx:  # find the textureless one(s): NaN, the others scored
+                        try:
+                            values += run([i])
+                        except torch.linalg.LinAlgError:
+                            values.append(math.nan)
+                for i, v in zip(idx, values):
+                    out[i] = v
         return out
 
     def usable(self, names: Sequence[str]) -> tuple[list[str], dict[str, str]]:

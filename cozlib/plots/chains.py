@@ -128,20 +128,22 @@ def _fit(im: Image.Image, size: int) -> Image.Image:
 
 
 def explorer_grid(results: Mapping[tuple[str, str], ChainResult], image: str, methods: Sequence[str],
-                  tile: int = 192, pad: int = 4) -> Image.Image:
-    """The zoom explorer as one static image: rows = methods, columns = zoom levels, labelled."""
-    n = len(results[(image, methods[0])].states)
-    label_w, label_h = 90, 16
+                  tile: int = 192, pad: int = 4, extra: Sequence[tuple[str, Sequence[Image.Image]]] = ()) -> Image.Image:
+    """The zoom explorer as one static image: rows = methods (then ``extra`` rows such as the truth),
+    columns = zoom levels, labelled."""
+    rows = [(label, results[(image, label)].states) for label in methods] + [(l, list(s)) for l, s in extra]
+    n = len(rows[0][1])
+    label_w, label_h = 110, 16
     W = label_w + n * (tile + pad) + pad
-    H = label_h + len(methods) * (tile + pad) + pad
+    H = label_h + len(rows) * (tile + pad) + pad
     grid = Image.new("RGB", (W, H), (255, 255, 255))
     d = ImageDraw.Draw(grid)
+    mags = results[(image, methods[0])].magnifications
     for k in range(n):
-        mag = results[(image, methods[0])].magnifications[k]
-        d.text((label_w + k * (tile + pad) + 4, 2), "x_0" if k == 0 else f"{mag}x", fill=(0, 0, 0))
-    for i, label in enumerate(methods):
+        d.text((label_w + k * (tile + pad) + 4, 2), "x_0" if k == 0 else f"{mags[k]}x", fill=(0, 0, 0))
+    for i, (label, states) in enumerate(rows):
         y = label_h + i * (tile + pad)
         d.text((4, y + tile // 2), label, fill=(0, 0, 0))
-        for k, st in enumerate(results[(image, label)].states):
+        for k, st in enumerate(states):
             grid.paste(_fit(st, tile), (label_w + k * (tile + pad), y))
     return grid

@@ -10,7 +10,7 @@ both, coarser first, as in the official code. A user prompt is appended as
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Sequence, Any, Callable, Protocol, runtime_checkable
 
 from PIL import Image
 
@@ -103,6 +103,18 @@ def make_prompt_extractor(spec: str, device: str = "auto", **options) -> PromptE
     name, arg = parse_prompt_spec(spec)
     info = check_prompt_spec(spec)
     return info.factory(arg=arg, device=device, **{k: v for k, v in options.items() if k in info.options and v is not None})
+
+
+def extract_many(extractor: PromptExtractor, contexts: Sequence[PromptContext], batch: int = 32) -> list[str]:
+    """The prompt of each context: in batches when the extractor has ``batch(contexts)`` (the VLMs
+    and the tagger: one model call for many views), else one by one."""
+    many = getattr(extractor, "batch", None)
+    if many is None:
+        return [extractor(c) for c in contexts]
+    out: list[str] = []
+    for i in range(0, len(contexts), batch):
+        out += many(list(contexts[i:i + batch]))
+    return out
 
 
 def with_user_prompt(extracted: str, user_prompt: str | None) -> str:

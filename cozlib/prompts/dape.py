@@ -95,6 +95,9 @@ class DapePrompt:
     def __call__(self, ctx: PromptContext) -> str:
         return self.tagger.tags([ctx.zoomed])[0]
 
+    def batch(self, contexts: list[PromptContext]) -> list[str]:
+        return self.tagger.tags([c.zoomed for c in contexts])
+
 
 def demo_folder() -> Path:
     from ..paths import resolve

@@ -33,11 +33,12 @@ class OraclePrompt:
         return f"oracle:{self.min_fraction}:{self.size}"
 
     def __call__(self, ctx: PromptContext) -> str:
-        from ..world import window_words
+        from ..world import in_world, window_words
         seed = ctx.source.get("world_seed")
         if seed is None:
             raise ConfigError("--prompt oracle needs a ZoomWorld input (world:SEED): only there is the truth known")
-        return truth_prompt(window_words(int(seed), ctx.window, self.size or ctx.zoomed.size[0]), self.min_fraction)
+        return truth_prompt(window_words(int(seed), in_world(ctx.window, ctx.source), self.size or ctx.zoomed.size[0]),
+                            self.min_fraction)
 
 
 @register("oracle", "ZoomWorld's true words of the view (world:SEED inputs only)", needs=("world",))

@@ -217,6 +217,9 @@ class VLMPrompt:
     def __call__(self, ctx: PromptContext) -> str:
         return self.generate([self.images_of(ctx)])[0]
 
+    def batch(self, contexts: list[PromptContext]) -> list[str]:
+        return self.generate([self.images_of(c) for c in contexts])
+
     def generate(self, image_lists: Sequence[Sequence[Image.Image]]) -> list[str]:
         """One cleaned prompt per list of images (a batch, padded on the left)."""
         raw = self.generate_raw(image_lists)

@@ -120,13 +120,24 @@ def parse_world_input(spec: str) -> int | None:
     return seed
 
 
-def world_source(seed: int) -> dict:
-    """What a chain run on scene ``seed``'s base view must know (and its cache key must contain)."""
-    return {"world_seed": seed, "render_version": RENDER_VERSION}
+def world_source(seed: int, x0_window: Window | None = None) -> dict:
+    """What a chain run on scene ``seed`` must know (and its cache key must contain): its x_0 is the
+    base view, or ``x0_window`` (a view re-centred elsewhere, e.g. where the explorer was clicked)."""
+    out = {"world_seed": seed, "render_version": RENDER_VERSION}
+    if x0_window is not None and tuple(x0_window) != (0.0, 0.0, 1.0, 1.0):
+        out["x0_window"] = [float(v) for v in x0_window]
+    return out
+
+
+def in_world(window: Window, source: dict) -> Window:
+    """A window in x_0's unit square (the chain's) as a window of the scene (``world_source``)."""
+    l0, t0, r0, b0 = source.get("x0_window", (0.0, 0.0, 1.0, 1.0))
+    w, h = r0 - l0, b0 - t0
+    return (l0 + window[0] * w, t0 + window[1] * h, l0 + window[2] * w, t0 + window[3] * h)
 
 
 __all__ = ["AMBIGUITY_ZOOM", "AMBIGUOUS_PAIRS", "MESO_PERIOD", "RENDER_VERSION", "Scene", "world_source", "format_words", "levels", "parse_world_input",
-           "render_view", "render_window", "scene", "view_window", "view_words", "vocabulary", "window_words"]
+           "render_view", "render_window", "scene", "view_window", "view_words", "vocabulary", "window_words", "in_world"]
 
 
 def format_words(words: dict[str, float], top: int = 6) -> str:

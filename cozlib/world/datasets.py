@@ -74,7 +74,7 @@ def write_dataset(out: str | os.PathLike, split: str, n: int, zooms: list[float]
     Every argument is checked before anything is written."""
     from . import MAX_SIZE
     from ..geometry import MAX_ZOOM
-    from ..outputs import check_replaceable, check_writable_dir
+    from ..outputs import check_not_inside_output, check_replaceable, check_writable_dir
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; choose train, val or test")
     if not 1 <= n <= 1_000_000:
@@ -86,6 +86,7 @@ def write_dataset(out: str | os.PathLike, split: str, n: int, zooms: list[float]
     if not zooms or any(not 0 < z <= MAX_ZOOM for z in zooms):
         raise ConfigError(f"--zoom values must be numbers above 0 and at most {MAX_ZOOM:.1e}, got {zooms}")
     check_writable_dir(out)
+    check_not_inside_output(out)
     check_replaceable(Path(out) / split, "dataset")
     rng = np.random.default_rng([seed, list(SPLITS).index(split) if split in SPLITS else 99])
     specs = sample_specs(split, n, list(zooms), rng)

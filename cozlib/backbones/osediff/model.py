@@ -72,6 +72,7 @@ class OSEDiffSD3:
         self.lora_targets: list[str] = []                       # transformer LoRA modules, official file order
         if options.vae_tile:
             set_vae_tiling(self.vae, options.vae_tile)
+        self.channels_last = False  # set by load_osediff for inference on the CPU (training keeps the default)
 
     def identity(self) -> str:
         return self._identity
@@ -89,7 +90,11 @@ class OSEDiffSD3:
 
     def encode(self, x):
         """z = VAE.encode(x).mode() * scaling: no shift on encode (the official code's convention)."""
-        dist = self.vae.encode(x.to(self.device, self.vae.dtype)).latent_dist
+        import torch
+        x = x.to(self.device, self.vae.dtype)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        dist = self.vae.encode(x).latent_dist
         z = dist.mode() if self.options.posterior == "mode" else dist.sample()
         return z * self.vae.config.scaling_factor
 
@@ -111,20 +116,26 @@ class OSEDiffSD3:
                                 encoder_hidden_states=prompt_embeds, pooled_projections=pooled,
                                 return_dict=False)[0]
 
-    def _v_tiled(self, z, prompt_embeds, pooled, tile: int, overlap: int):
-        """Full-image denoising (the official TILE code): overlapping latent tiles, Gaussian-weighted mean."""
+    def _v_tiled(self, z, prompt_embeds, pooled, tile: int, overlap: int, max_batch: int = 64):
+        """Full-image denoising (the official TILE code): overlapping latent tiles, Gaussian-weighted mean.
+        The tiles go through the transformer together, ``max_batch`` (tiles x images) at a time."""
         import torch
         from ...geometry import gaussian_weights, tile_starts
         B, C, H, W = z.shape
         w = torch.from_numpy(gaussian_weights(tile)).to(z.device, z.dtype)
         ys, xs = tile_starts(H, tile, overlap), tile_starts(W, tile, overlap)
         pos = [(y, x) for y in ys for x in xs]
+        per_call = max(1, max_batch // B)
         acc = torch.zeros_like(z)
         norm = torch.zeros((1, 1, H, W), device=z.device, dtype=z.dtype)
-        for y, x in pos:  # one call per tile position, the whole batch at once
-            v = self._v(z[:, :, y:y + tile, x:x + tile], prompt_embeds, pooled).to(z.dtype)
-            acc[:, :, y:y + tile, x:x + tile] += v * w
-            norm[:, :, y:y + tile, x:x + tile] += w
+        for i in range(0, len(pos), per_call):
+            chunk = pos[i:i + per_call]
+            tiles = torch.cat([z[:, :, y:y + tile, x:x + tile] for y, x in chunk])       # [len(chunk) * B, C, t, t]
+            n = len(chunk)
+            v = self._v(tiles, prompt_embeds.repeat(n, 1, 1), pooled.repeat(n, 1)).to(z.dtype)
+            for j, (y, x) in enumerate(chunk):
+                acc[:, :, y:y + tile, x:x + tile] += v[j * B:(j + 1) * B] * w
+                norm[:, :, y:y + tile, x:x + tile] += w
         return acc / norm
 
     def one_step(self, x_lr, prompt_embeds, pooled):
@@ -143,15 +154,13 @@ class OSEDiffSD3:
 
     def upsample(self, lr: Sequence[Image.Image], prompts: Sequence[str], size: int, *,
                  seed: int = 0) -> list[Image.Image]:
+        """The SRBackbone call: every input (bicubic-resized to ``size`` if needed) in one batch."""
         import torch
         from ... import geometry
         from ...imageio import pil_to_tensor, tensor_to_pil
         torch.manual_seed(seed)  # only used by posterior="sample"
-        out = []
-        for im, prompt in zip(lr, prompts):
-            if im.size != (size, size):
-                im = geometry.resize(im, size, "bicubic")
-            out.append(tensor_to_pil(self(pil_to_tensor(im), [prompt])))
-        return out
-
-
+        if not lr:
+            return []
+        x = torch.cat([pil_to_tensor(im if im.size == (size, size) else geometry.resize(im, size, "bicubic")) for im in lr])
+        y = self(x, list(prompts))
+        return [tensor_to_pil(y[i]) for i in range(len(lr))]
