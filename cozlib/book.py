@@ -23,7 +23,11 @@ def titles(executed: Path) -> list[tuple[Path, str]]:
     """(executed notebook, its title) in notebook order."""
     out = []
     for nb in sorted(executed.glob("[0-9][0-9]_*.ipynb")):
-        cells = json.loads(nb.read_text())["cells"]
+        try:
+            cells = json.loads(nb.read_text())["cells"]
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
+            raise ConfigError(f"{nb} is not a notebook ({type(e).__name__}: {e}); run the notebooks again "
+                              f"(make figures)") from None
         first = "".join(cells[0]["source"]).splitlines()[0] if cells else nb.stem
         out.append((nb, first.lstrip("# ").strip()))
     return out
@@ -103,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
 
     def run() -> int:
+        for flag, value in (("--executed", a.executed), ("--site", a.site)):
+            if not value.strip():
+                raise ConfigError(f"{flag} is empty; give a folder")
         executed = resolve(a.executed)
         if not titles(executed):
             raise ConfigError(f"no executed notebooks in {executed}: run the notebooks first (make figures)")

@@ -65,7 +65,8 @@ def preset_path(what: str, preset: str) -> Path:
     p = Path(preset)
     if p.suffix in (".yaml", ".yml"):
         if locate(p).exists() and not locate(p).is_file():
-            raise ConfigError(f"preset file {preset} is not a regular file (a pipe, device or socket); give a YAML file")
+            from .imageio import kind_of
+            raise ConfigError(f"preset file {preset} is not a regular file ({kind_of(locate(p))}); give a YAML file")
         if not locate(p).is_file():
             raise ConfigError(f"preset file {preset} not found (looked in the current folder and the project root); "
                               f"give a YAML file or one of: {', '.join(presets(what))}")
@@ -131,7 +132,7 @@ def replace_checked(cfg: T, values: Mapping[str, Any]) -> T:
 
 def check(cfg: T) -> T:
     """Range checks by naming convention (``steps_*`` >= 0, ``batch_*`` >= 1, ``lr_*`` > 0 and finite,
-    shares in [0, 1]), then the class's own ``validate()`` if it has one."""
+    ``seed`` in 0 .. 2^32-1, what numpy and torch accept), then the class's own ``validate()`` if it has one."""
     for f in dataclasses.fields(cfg):  # type: ignore[arg-type]
         v = getattr(cfg, f.name)
         if isinstance(v, bool) or v is None:
@@ -140,6 +141,8 @@ def check(cfg: T) -> T:
             raise ConfigError(f"{f.name} must be a whole number >= 0, got {v!r}")
         if f.name.startswith("batch_") and (not isinstance(v, int) or v < 1):
             raise ConfigError(f"{f.name} must be a whole number >= 1, got {v!r}")
+        if f.name == "seed" and (not isinstance(v, int) or not 0 <= v < 2 ** 32):
+            raise ConfigError(f"seed must be a whole number from 0 to 2^32-1, got {v!r}")
         if f.name.startswith("lr_") and not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
             raise ConfigError(f"{f.name} must be a positive number, got {v!r}")
         if isinstance(v, float) and not math.isfinite(v):

@@ -75,7 +75,9 @@ def recenter(source: Source, point: tuple[float, float], size: int) -> tuple[Ima
     left = int(round(min(max(px - side / 2, 0), w - side)))
     top = int(round(min(max(py - side / 2, 0), h - side)))
     crop = source.image.crop((left, top, left + side, top + side))
-    return crop, {"image": source.name, "center": [round(fx, 4), round(fy, 4)]}
+    # the point asked for, and the crop of the photo that x_0 is (its centre moves inward near an edge)
+    return crop, {"image": source.name, "center": [round(fx, 4), round(fy, 4)],
+                  "crop": [left, top, left + side, top + side]}
 
 
 def methods_for(source: Source, prompts: tuple[str, ...] | None = None) -> list[Method]:
@@ -123,9 +125,9 @@ def compute(source: Source, point: tuple[float, float], config: ChainConfig, cac
         backbone = extractor = None
         if cfg.uses_backbone:
             if ("backbone", m.backbone) not in models:  # direct SR and CoZ share their first step
-                models[("backbone", m.backbone)] = _MemoBackbone(make_backbone(m.backbone, device=device))
+                models[("backbone", m.backbone)] = _MemoBackbone(make_backbone(m.backbone, device=device, lazy=True))
             if ("prompt", m.prompt) not in models:
-                models[("prompt", m.prompt)] = make_prompt_extractor(m.prompt, device=device)
+                models[("prompt", m.prompt)] = make_prompt_extractor(m.prompt, device=device, lazy=True)
             backbone, extractor = models[("backbone", m.backbone)], models[("prompt", m.prompt)]
 
         def step(k: int, n: int, i=i, label=m.label) -> None:

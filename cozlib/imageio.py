@@ -55,13 +55,27 @@ def _open_error(path: Path, e: OSError) -> BadImageError:
     return BadImageError(f"{path}: the image is corrupt or truncated ({e}). Re-export or re-download it.")
 
 
+def kind_of(path: Path) -> str:
+    """What a path that is not a regular file is, for an error message."""
+    try:
+        if path.is_symlink() and not path.exists():
+            return "a link that leads nowhere or in a loop"
+        if path.is_dir():
+            return "a folder"
+    except OSError:
+        return "a path that cannot be followed (a link loop?)"
+    return "a pipe, device or socket"
+
+
 def _check_regular_file(path: Path) -> None:
+    if path.is_symlink() and not path.exists():
+        raise BadImageError(f"{path}: {kind_of(path)}; give the path of a PNG or JPEG image")
     if not path.exists():
         raise BadImageError(f"{path}: no such file. Give the path of a PNG or JPEG image.")
     if path.is_dir():
         raise BadImageError(f"{path}: is a folder, not an image file.")
     if not path.is_file():
-        raise BadImageError(f"{path}: not a regular file (a pipe, device or socket); give the path of a PNG or JPEG image")
+        raise BadImageError(f"{path}: not a regular file ({kind_of(path)}); give the path of a PNG or JPEG image")
 
 
 def image_size(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:

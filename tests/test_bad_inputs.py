@@ -194,6 +194,12 @@ CASES = [
     ("train-out-equals-work", ["train", "sr", "--preset", "smoke", "--set", "out=w", "work=w"], r"overlap"),
     ("train-device-missing", ["train", "sr", "--preset", "smoke", "--set", "device=cuda:3", "out=w", "work=wk"],
      r"--set device"),
+    ("world-render-out-fifo", ["world", "render", "--seed", "3", "--size", "16", "--out", "pipe.png"],
+     r"not a regular file \(a pipe"),
+    ("train-seed-negative", ["train", "sr", "--preset", "smoke", "--set", "seed=-1", "out=w", "work=wk"],
+     r"seed must be a whole number from 0"),
+    ("train-seed-huge", ["train", "prompts", "--preset", "smoke", "--set", "seed=99999999999999999999999"],
+     r"seed must be a whole number from 0"),
     ("train-grpo-no-policy", ["train", "grpo", "--preset", "smoke", "--set", "policy=nowhere", "out=g", "critic_out=c",
                               "work=gw"], r"policy nowhere: no model folder"),
 ]
@@ -353,3 +359,39 @@ def test_concurrent_runs_into_one_folder_all_finish(tmp_path):
     assert sorted(d.name for d in (tmp_path / "o").iterdir()) == ["astronaut", "coffee"]
     for d in (tmp_path / "o").iterdir():
         assert (d / "scale2.png").is_file() and (d / ".cozlib").is_file()
+
+
+@pytest.mark.parametrize("module, argv, pattern", [
+    ("results", ["--figures", "{p}/badfigs", "--out", "{p}/R.md", "--readme", ""], r"MANIFEST.json is not valid JSON"),
+    ("results", ["--bogus"], r"unrecognized arguments"),
+    ("book", ["--executed", "{p}/badnbs", "--site", "{p}/site", "--markdown", ""], r"00_bad.ipynb is not a notebook"),
+    ("notebooks", ["--out", "", "00"], r"--out is empty"),
+], ids=["results-corrupt-manifest", "results-unknown-flag", "book-corrupt-notebook", "notebooks-empty-out"])
+def test_the_make_figures_steps_give_one_error_line(place, capsys, module, argv, pattern):
+    """``python -m cozlib.results|book|notebooks``: the same boundary as the command line."""
+    import importlib
+    Path("badfigs").mkdir()
+    Path("badfigs/MANIFEST.json").write_text("{")
+    Path("badnbs").mkdir()
+    Path("badnbs/00_bad.ipynb").write_text("not json")
+    before = snapshot(place)
+    try:
+        code = importlib.import_module(f"cozlib.{module}").main([a.format(p=place) for a in argv])  # their paths are the project's
+    except SystemExit as e:
+        code = int(e.code)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and re.search(pattern, err[0]), (code, err)
+    assert snapshot(place) == before
+
+
+def test_a_closed_standard_output_loses_only_the_status_line(tmp_path):
+    """``zoom ... >&-``: the chain is written and the command succeeds (its result is the files)."""
+    import subprocess
+    import sys
+    out = tmp_path / "o"
+    proc = subprocess.run([sys.executable, "-m", "cozlib", "zoom", "photo:astronaut", "--backbone", "bicubic",
+                           "--process-size", "64", "--steps", "1", "--out", str(out)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=120,
+                          preexec_fn=lambda: __import__("os").close(1))
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "astronaut" / "chain.json").is_file()

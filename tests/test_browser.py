@@ -56,7 +56,8 @@ def jupyterlab(tmp_path):
     env.pop("COZ_THREADS", None)  # the kernel uses both cores
     log = open(tmp_path / "jupyterlab.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
-                             f"--ServerApp.token={token}", f"--ServerApp.root_dir={tmp_path}", "--ServerApp.ip=127.0.0.1",
+                             f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path}", "--ServerApp.ip=127.0.0.1",
+                             "--allow-root", "--LabApp.expose_app_in_browser=True",  # window.jupyterapp: run commands
                              "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
                             cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -76,6 +77,17 @@ def jupyterlab(tmp_path):
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
+
+
+#: The notebook's kernel is connected and idle (JupyterLab's own objects; the app is exposed by
+#: ``--LabApp.expose_app_in_browser``).
+KERNEL_READY = """() => {
+  const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+  return !!k && k.connectionStatus === 'connected' && k.status === 'idle';
+}"""
+#: A cell has started or finished running (its prompt shows [*] or [n]).
+RUNNING = "() => [...document.querySelectorAll('.jp-InputPrompt')].some(e => /\\[(\\*|\\d+)\\]/.test(e.innerText))"
 
 
 def _status(page) -> str:
@@ -106,44 +118,66 @@ def test_the_explorer_zooms_where_clicked_and_slides_through_levels(jupyterlab):
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
             "--disable-component-update", "--disable-sync"])
         page = browser.new_page(viewport={"width": 1700, "height": 1300})
-        page.goto(f"{base}/lab/tree/90_zoom_explorer.ipynb?token={token}")
-        page.wait_for_selector(".jp-Notebook", timeout=120_000)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
-        page.get_by_role("menuitem", name="Run", exact=True).click()
-        page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
-        page.wait_for_selector(".coz-panel img", timeout=240_000)
-        _wait_done(page)
-        first = _panel_sources(page)
-        assert len(first) == 4  # nearest, bicubic, direct SR, CoZ
-
-        box = page.locator(".coz-overview").bounding_box()
-        page.mouse.click(box["x"] + 0.30 * box["width"], box["y"] + 0.40 * box["height"])  # a zoom point
-        page.wait_for_function("() => !document.querySelector('.coz-status').innerText.startsWith('done')",
-                               timeout=30_000)
-        _wait_done(page)
-        clicked = _panel_sources(page)
-        assert clicked != first, "clicking a new point did not change the panels"
-
-        page.locator(".coz-zoom .noUi-handle").first.focus()
-        page.keyboard.press("ArrowRight")                                        # one level deeper
-        page.wait_for_function("src => JSON.stringify([...document.querySelectorAll('.coz-panel img')]"
-                               ".map(e => e.src)) !== src", arg=json.dumps(clicked), timeout=30_000)
-        page.screenshot(path=str(SHOTS / "explorer_photo.png"), full_page=True)
-
-        page.locator(".widget-toggle-buttons button", has_text="ZoomWorld").click()
-        page.wait_for_function("() => document.querySelector('.coz-panel') && "
-                               "[...document.querySelectorAll('.coz-panel')].some(e => e.innerText.includes('Truth'))",
-                               timeout=300_000)
-        _wait_done(page)
-        texts = page.locator(".coz-panel").all_inner_texts()
-        assert any("true words:" in t for t in texts), texts
-        assert any("prompt:" in t and "CoZ VLM" in t for t in texts), texts          # each panel's prompt shown
-        assert any("texture distance" in t for t in texts), texts                   # scored against the truth
-        before = _panel_sources(page)
-        page.locator(".coz-zoom .noUi-handle").first.focus()
-        page.keyboard.press("ArrowLeft")
-        page.wait_for_function("src => JSON.stringify([...document.querySelectorAll('.coz-panel img')]"
-                               ".map(e => e.src)) !== src", arg=json.dumps(before), timeout=30_000)
-        page.screenshot(path=str(SHOTS / "explorer_world.png"), full_page=True)
-        browser.close()
+        console: list[str] = []
+        page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+        try:
+            _explore(page, base, token)
+        except Exception:
+            page.screenshot(path=str(SHOTS / "failure.png"), full_page=True)  # what the browser showed
+            (SHOTS / "failure-console.txt").write_text("\n".join(console))
+            raise
+        finally:
+            browser.close()
     assert (SHOTS / "explorer_photo.png").stat().st_size > 10_000 and (SHOTS / "explorer_world.png").stat().st_size > 10_000
+
+
+def _explore(page, base: str, token: str) -> None:
+    """Run notebook 90, click, slide, switch to ZoomWorld; assert the panels follow."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    page.goto(f"{base}/lab/tree/90_zoom_explorer.ipynb?token={token}")
+    page.wait_for_selector(".jp-Notebook", timeout=120_000)
+    page.wait_for_function(KERNEL_READY, timeout=120_000)
+    for _ in range(3):  # Run > Run All Cells, as the menu does it; again if the kernel did not take it
+        # not awaited: the command's promise settles only when every cell has run
+        page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+        try:
+            page.wait_for_function(RUNNING, timeout=30_000)
+            break
+        except PlaywrightTimeout:
+            continue
+    page.wait_for_selector(".coz-panel img", timeout=240_000)
+    _wait_done(page)
+    first = _panel_sources(page)
+    assert len(first) == 4  # nearest, bicubic, direct SR, CoZ
+
+    overview = page.locator(".coz-overview")
+    overview.scroll_into_view_if_needed()  # a mouse click lands where the page shows it
+    box = overview.bounding_box()
+    page.mouse.click(box["x"] + 0.30 * box["width"], box["y"] + 0.40 * box["height"])  # a zoom point
+    page.wait_for_function("() => !document.querySelector('.coz-status').innerText.startsWith('done')",
+                           timeout=30_000)
+    _wait_done(page)
+    clicked = _panel_sources(page)
+    assert clicked != first, "clicking a new point did not change the panels"
+
+    page.locator(".coz-zoom .noUi-handle").first.focus()
+    page.keyboard.press("ArrowRight")                                        # one level deeper
+    page.wait_for_function("src => JSON.stringify([...document.querySelectorAll('.coz-panel img')]"
+                           ".map(e => e.src)) !== src", arg=json.dumps(clicked), timeout=30_000)
+    page.screenshot(path=str(SHOTS / "explorer_photo.png"), full_page=True)
+
+    page.locator(".widget-toggle-buttons button", has_text="ZoomWorld").click()
+    page.wait_for_function("() => document.querySelector('.coz-panel') && "
+                           "[...document.querySelectorAll('.coz-panel')].some(e => e.innerText.includes('Truth'))",
+                           timeout=300_000)
+    _wait_done(page)
+    texts = page.locator(".coz-panel").all_inner_texts()
+    assert any("true words:" in t for t in texts), texts
+    assert any("prompt:" in t and "CoZ VLM" in t for t in texts), texts          # each panel's prompt shown
+    assert any("texture distance" in t for t in texts), texts                   # scored against the truth
+    before = _panel_sources(page)
+    page.locator(".coz-zoom .noUi-handle").first.focus()
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function("src => JSON.stringify([...document.querySelectorAll('.coz-panel img')]"
+                           ".map(e => e.src)) !== src", arg=json.dumps(before), timeout=30_000)
+    page.screenshot(path=str(SHOTS / "explorer_world.png"), full_page=True)

@@ -60,10 +60,17 @@ def test_notebooks_execute_with_smoke_params(tmp_path):
     executed = sorted(p.name for p in (tmp_path / "executed").glob("*.ipynb"))
     assert executed == sorted(p.name for p in NOTEBOOKS)
     manifest = json.loads((figures / "MANIFEST.json").read_text())
-    for name in ("table1_photos.csv", "table1_photos.md", "fig5_photos_astronaut.png", "fig5_photos_astronaut.pdf",
-                 "zoom_explorer_astronaut.png", "metrics_per_scale_photos.png", "protocol_step.png"):
+    smoke = load_params(ROOT / "params/smoke.yaml")
+    for name, notebook in (("table1_photos.csv", "01_ar2_scale_states"), ("table1_photos.md", "01_ar2_scale_states"),
+                           ("fig5_photos_astronaut.png", "01_ar2_scale_states"),
+                           ("fig5_photos_astronaut.pdf", "01_ar2_scale_states"),
+                           ("metrics_per_scale_photos.png", "01_ar2_scale_states"),
+                           ("protocol_step.png", "01_ar2_scale_states"),
+                           ("zoom_explorer_astronaut.png", "90_zoom_explorer")):
         assert (figures / name).is_file(), name
-        assert manifest[name]["parameters"]["process_size"] == 192 and manifest[name]["git_commit"]
+        # each figure records the parameters of the notebook that drew it, and the commit
+        assert manifest[name]["parameters"]["process_size"] == smoke[notebook]["process_size"], name
+        assert manifest[name]["git_commit"], name
     for name in ("table1_zoomworld.csv", "zoomworld_ambiguity.csv", "zoomworld_energy.csv",
                  "zoomworld_truth_chain.png", "fig5_zoomworld.png", "osediff_one_step.png", "osediff_lora.md",
                  "osediff_training.png", "table1_zoomworld_osediff.csv", "osediff_prompts_matter.csv",

@@ -54,14 +54,24 @@ def quiet_libraries() -> None:
 
 
 def say(text: str) -> None:
-    """Print a command's result line; a standard output that cannot take it is an ``OutputError``
-    saying so (the work before it is done and kept)."""
+    """Print a command's result (commands that print one call ``stdout()`` before any work); a standard
+    output that cannot take it is an ``OutputError`` saying so."""
     from ..errors import OutputError
     try:
         print(text, file=stdout(), flush=True)
     except OSError as e:
-        raise OutputError(f"the work is done, but standard output cannot be written ({e.strerror or e}); redirect it "
-                          f"elsewhere") from None
+        raise OutputError(f"standard output cannot be written ({e.strerror or e}); redirect it to a file "
+                          f"(e.g. > out.txt)") from None
+
+
+def status(text: str) -> None:
+    """Print a status line of a command whose result is in files: a closed or broken standard output
+    loses only this line, never the finished work."""
+    try:
+        if sys.stdout is not None and not getattr(sys.stdout, "closed", False):
+            print(text, flush=True)
+    except (OSError, ValueError):
+        _silence_stdout()
 
 
 def debugging() -> bool:

@@ -30,9 +30,11 @@ def command(args: argparse.Namespace) -> list[str]:
         raise ConfigError(f"--port must be from 1 to 65535, got {args.port}")
     cmd = [sys.executable, "-m", "jupyterlab", str(nb), f"--ServerApp.root_dir={resolve('.')}"]
     if args.port is not None:
-        cmd.append(f"--port={args.port}")
+        cmd += [f"--port={args.port}", "--ServerApp.port_retries=0"]  # the port asked for, or an error
     if args.no_browser:
         cmd.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")  # JupyterLab refuses root without it (containers run as root)
     return cmd
 
 

@@ -28,10 +28,13 @@ def add_parsers(sub) -> None:
 def image_files(root: Path) -> list[Path]:
     """The images under ``root`` (or ``root`` itself), sorted; hidden paths and zoom's strips left out."""
     from ..data import IMAGE_SUFFIXES
+    from ..imageio import kind_of
     if root.is_file():
         return [root]
     if root.exists() and not root.is_dir():
-        raise ConfigError(f"{root}: not a regular file or folder (a pipe, device or socket); give images or folders")
+        raise ConfigError(f"{root}: not a regular file or folder ({kind_of(root)}); give images or folders")
+    if root.is_symlink() and not root.exists():
+        raise ConfigError(f"{root}: {kind_of(root)}; give images or folders")
     if not root.is_dir():
         raise ConfigError(f"{root}: no such file or folder")
     found = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
@@ -39,7 +42,7 @@ def image_files(root: Path) -> list[Path]:
                    and not (p.name == "chain.png" and (p.parent / "chain.json").is_file()))  # zoom's strip
     odd = [p for p in found if not p.is_file() and not p.is_dir()]
     if odd:
-        raise ConfigError(f"{odd[0]}: named like an image but not a regular file (a pipe, device or socket); move it "
+        raise ConfigError(f"{odd[0]}: named like an image but not a regular file ({kind_of(odd[0])}); move it "
                           f"out of {root}")
     return [p for p in found if p.is_file()]
 
@@ -82,7 +85,8 @@ def _plan(args) -> list[tuple[Path, Path | None]]:
                 ref_root = Path(args.reference)
                 ref = ref_root if not ref_root.is_dir() else ref_root / (f.relative_to(root) if root.is_dir() else f.name)
                 if ref.exists() and not ref.is_file():
-                    raise ConfigError(f"reference {ref}: not a regular file (a pipe, device or socket); give an image")
+                    from ..imageio import kind_of
+                    raise ConfigError(f"reference {ref}: not a regular file ({kind_of(ref)}); give an image")
                 if not ref.is_file():
                     raise ConfigError(f"{f}: no reference image at {ref}; the reference folder must hold the same "
                                       f"relative paths")

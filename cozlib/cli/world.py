@@ -51,12 +51,15 @@ def _view(args) -> tuple:
 def check_render_out(out: str) -> Path:
     """``--out`` of a render: a .png path whose folder can be written; an existing file only if cozlib wrote it."""
     from PIL import Image
+    from ..imageio import kind_of
     from ..outputs import check_writable_dir
     p = Path(out)
     if p.suffix.lower() != ".png":
         raise ConfigError(f"--out {out!r}: give a file name ending in .png")
     if p.is_dir() or p.is_symlink():
         raise OutputError(f"--out {out} is a {'folder' if p.is_dir() else 'link'}; give the path of a .png file")
+    if p.exists() and not p.is_file():
+        raise OutputError(f"--out {out} is not a regular file ({kind_of(p)}); give the path of a .png file")
     check_writable_dir(p.parent if str(p.parent) else ".", "--out")
     if p.exists():
         try:
@@ -99,7 +102,8 @@ def words(args: argparse.Namespace) -> int:
 
 def vocab(args: argparse.Namespace) -> int:
     from .. import world
-    from .boundary import say
+    from .boundary import say, stdout
+    stdout()
     say(json.dumps(world.vocabulary()))
     return 0
 
@@ -107,6 +111,6 @@ def vocab(args: argparse.Namespace) -> int:
 def dataset(args: argparse.Namespace) -> int:
     from ..world.datasets import write_dataset
     n = write_dataset(args.out, args.split, args.n, zooms=args.zoom, size=args.size, upscale=args.upscale)
-    from .boundary import say
-    say(f"wrote {n} samples to {Path(args.out) / args.split}")
+    from .boundary import status
+    status(f"wrote {n} samples to {Path(args.out) / args.split}")
     return 0

@@ -194,8 +194,8 @@ def run(args: argparse.Namespace) -> int:
                 _write_chain(result, item.source, out / item.stem)
     finally:
         bar.close()  # ends the bar's line, so an error below it stays one line of its own
-    from .boundary import say
-    say(f"wrote {len(inputs)} chain(s) to {out}")
+    from .boundary import status
+    status(f"wrote {len(inputs)} chain(s) to {out}")
     return 0
 
 

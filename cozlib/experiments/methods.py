@@ -106,10 +106,10 @@ def run_methods(images: Mapping[str, Image.Image], methods: Sequence[Method], co
         backbone = None
         if cfg.uses_backbone:
             if m.backbone not in backbones:
-                backbones[m.backbone] = _MemoBackbone(make_backbone(m.backbone, device=device))
+                backbones[m.backbone] = _MemoBackbone(make_backbone(m.backbone, device=device, lazy=True))
             backbone = backbones[m.backbone]
         if m.prompt not in extractors:
-            extractors[m.prompt] = make_prompt_extractor(m.prompt, device=device, **(prompt_options or {}))
+            extractors[m.prompt] = make_prompt_extractor(m.prompt, device=device, lazy=True, **(prompt_options or {}))
         source = {"image": name, **((sources or {}).get(name, {}))}
         results[(name, m.label)] = run_chain(images[name], cfg, backbone, extractors[m.prompt],
                                              cache=cache, source=source)

@@ -49,17 +49,21 @@ class ExtractorInfo:
     takes_argument: bool = False
     options: tuple[str, ...] = ()   # keyword options the factory takes (e.g. vlm, vlm_lora)
     needs: tuple[str, ...] = ()     # "multiscale" (the coarser state: recursive_multiscale), "world" (ZoomWorld inputs)
+    identity: Callable[..., str] | None = None  # the built extractor's identity, computed without loading it
+    multiscale: bool = False
 
 
 _REGISTRY: dict[str, ExtractorInfo] = {}
 
 
 def register(name: str, summary: str, availability: Callable[[], str | None] = lambda: None,
-             takes_argument: bool = False, options: tuple[str, ...] = (), needs: tuple[str, ...] = ()):
+             takes_argument: bool = False, options: tuple[str, ...] = (), needs: tuple[str, ...] = (),
+             identity: Callable[..., str] | None = None):
     """Decorator adding an extractor factory ``factory(arg: str | None, device: str, **options)`` to
     the registry (``options``: the keyword options it accepts)."""
     def deco(factory):
-        _REGISTRY[name] = ExtractorInfo(name, summary, factory, availability, takes_argument, options, needs)
+        _REGISTRY[name] = ExtractorInfo(name, summary, factory, availability, takes_argument, options, needs, identity,
+                                        "multiscale" in needs)
         return factory
     return deco
 
@@ -97,12 +101,41 @@ def check_prompt_spec(spec: str, rec_type: str | None = None, world: bool | None
     return info
 
 
-def make_prompt_extractor(spec: str, device: str = "auto", **options) -> PromptExtractor:
+class LazyExtractor:
+    """An extractor loaded on its first call; its identity (the chain cache's key) needs no loading."""
+
+    def __init__(self, info: ExtractorInfo, identity: str, arg, device: str, options: dict) -> None:
+        self.name, self.multiscale = info.name, info.multiscale
+        self._info, self._identity, self._arg, self._device, self._options = info, identity, arg, device, options
+        self._model: PromptExtractor | None = None
+
+    def identity(self) -> str:
+        return self._identity
+
+    def model(self) -> PromptExtractor:
+        if self._model is None:
+            self._model = self._info.factory(arg=self._arg, device=self._device, **self._options)
+        return self._model
+
+    def __call__(self, ctx: PromptContext) -> str:
+        return self.model()(ctx)
+
+    def __getattr__(self, attr: str):  # batch, generate, ... of the loaded extractor
+        if attr.startswith("_"):
+            raise AttributeError(attr)
+        return getattr(self.model(), attr)
+
+
+def make_prompt_extractor(spec: str, device: str = "auto", lazy: bool = False, **options) -> PromptExtractor:
     """Build an extractor from a CLI-style spec such as ``null`` or ``fixed:TEXT``. ``options`` (e.g.
-    ``vlm=DIR``) go to the extractors that take them; None values are left out."""
+    ``vlm=DIR``) go to the extractors that take them; None values are left out. With ``lazy``, a
+    ``LazyExtractor`` when the entry can tell its identity without loading."""
     name, arg = parse_prompt_spec(spec)
     info = check_prompt_spec(spec)
-    return info.factory(arg=arg, device=device, **{k: v for k, v in options.items() if k in info.options and v is not None})
+    opts = {k: v for k, v in options.items() if k in info.options and v is not None}
+    if lazy and info.identity is not None:
+        return LazyExtractor(info, info.identity(arg=arg, device=device, **opts), arg, device, opts)
+    return info.factory(arg=arg, device=device, **opts)
 
 
 def extract_many(extractor: PromptExtractor, contexts: Sequence[PromptContext], batch: int = 32) -> list[str]:

@@ -108,8 +108,13 @@ def _availability() -> str | None:
     return None if (demo_folder() / "tagger.json").is_file() else f"{demo_folder()} missing: run `make weights`"
 
 
+def _identity(arg: str | None = None, device: str = "auto", **options) -> str:
+    from ..paths import folder_hash
+    return f"dape:{folder_hash(demo_folder())}"
+
+
 @register("dape", "a DAPE-like tagger of the zoomed input alone (demo: a CNN trained on ZoomWorld; "
-                  "RAM/DAPE weights are a pluggable slot)", availability=_availability)
+                  "RAM/DAPE weights are a pluggable slot)", availability=_availability, identity=_identity)
 def _dape(arg: str | None = None, device: str = "auto", **options) -> DapePrompt:
     from ..paths import folder_hash
     from ..runtime import resolve_device

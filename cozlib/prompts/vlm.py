@@ -261,11 +261,11 @@ def _grpo_availability() -> str | None:
 GRPO_DEMO_DIR = "data/weights/vlm-grpo-demo"
 
 
-def make_vlm_prompt(multiscale: bool, device: str = "auto", vlm: str | None = None, vlm_lora: str | None = None,
-                    max_new_tokens: int = 32, grpo: bool = False) -> VLMPrompt:
-    """The demo VLM (default) or, with ``vlm`` (or COZ_VLM), Qwen2.5-VL from a folder or the HF cache,
-    plus an optional LoRA adapter folder (``vlm_lora`` or COZ_VLM_LORA)."""
-    from ..paths import folder_hash
+def vlm_files(multiscale: bool, vlm: str | None = None, vlm_lora: str | None = None,
+              grpo: bool = False) -> tuple[Path, str | None]:
+    """(model folder, adapter folder or None) of an extractor: the demo VLM (default) or, with ``vlm``
+    (or COZ_VLM), Qwen2.5-VL from a folder or the HF cache, plus an optional LoRA adapter folder
+    (``vlm_lora`` or COZ_VLM_LORA); the errors of missing files."""
     from ..paths import resolve
     vlm = vlm or os.environ.get("COZ_VLM")
     vlm_lora = vlm_lora or os.environ.get("COZ_VLM_LORA")
@@ -273,17 +273,33 @@ def make_vlm_prompt(multiscale: bool, device: str = "auto", vlm: str | None = No
         if grpo and not vlm_lora:
             raise ConfigError("--prompt vlm-grpo with --vlm needs --vlm-lora: the GRPO adapter folder "
                               "(the released ckpt/VLM_LoRA/checkpoint-10000)")
-        folder = resolve_vlm(vlm)
-    else:
-        if vlm_lora:
-            raise ConfigError("--vlm-lora needs --vlm (the Qwen2.5-VL-3B folder the adapter belongs to)")
-        folder = demo_folder("multiscale" if multiscale else "single")
-        if not (folder / "config.json").is_file():
-            raise MissingWeightsError(f"{folder} is missing: run `make weights` (or pass --vlm DIR for Qwen2.5-VL-3B)")
-        if grpo:
-            vlm_lora = str(resolve(os.environ.get("COZ_VLM_GRPO_DEMO") or GRPO_DEMO_DIR))
-            if not (Path(vlm_lora) / "adapter_config.json").is_file():
-                raise MissingWeightsError(f"{vlm_lora} is missing: run `make weights` (it trains the demo GRPO adapter)")
+        return Path(resolve_vlm(vlm)), vlm_lora
+    if vlm_lora:
+        raise ConfigError("--vlm-lora needs --vlm (the Qwen2.5-VL-3B folder the adapter belongs to)")
+    folder = demo_folder("multiscale" if multiscale else "single")
+    if not (folder / "config.json").is_file():
+        raise MissingWeightsError(f"{folder} is missing: run `make weights` (or pass --vlm DIR for Qwen2.5-VL-3B)")
+    if grpo:
+        vlm_lora = str(resolve(os.environ.get("COZ_VLM_GRPO_DEMO") or GRPO_DEMO_DIR))
+        if not (Path(vlm_lora) / "adapter_config.json").is_file():
+            raise MissingWeightsError(f"{vlm_lora} is missing: run `make weights` (it trains the demo GRPO adapter)")
+    return folder, vlm_lora
+
+
+def vlm_identity(multiscale: bool, vlm: str | None = None, vlm_lora: str | None = None, max_new_tokens: int = 32,
+                 grpo: bool = False) -> str:
+    """The extractor's identity (``VLMPrompt.identity``) without loading it."""
+    from ..paths import folder_hash
+    folder, lora = vlm_files(multiscale, vlm, vlm_lora, grpo)
+    name = "vlm-grpo" if grpo else ("vlm" if multiscale else "vlm-single")
+    return f"{name}:{folder_hash(Path(folder), [Path(lora)] if lora else [])}:{max_new_tokens}"
+
+
+def make_vlm_prompt(multiscale: bool, device: str = "auto", vlm: str | None = None, vlm_lora: str | None = None,
+                    max_new_tokens: int = 32, grpo: bool = False) -> VLMPrompt:
+    """The extractor of ``vlm_files``, loaded."""
+    from ..paths import folder_hash
+    folder, vlm_lora = vlm_files(multiscale, vlm, vlm_lora, grpo)
     model, proc = load_vlm(folder, vlm_lora, device)
     extra = [Path(vlm_lora)] if vlm_lora else []
     ex = VLMPrompt(model, proc, multiscale, folder_hash(Path(folder), extra), max_new_tokens)
@@ -293,18 +309,21 @@ def make_vlm_prompt(multiscale: bool, device: str = "auto", vlm: str | None = No
 
 
 @register("vlm", "Qwen2.5-VL, multi-scale message (coarser state + zoomed input); demo weights, or --vlm DIR",
-          availability=_demo_availability, options=("vlm", "vlm_lora", "max_new_tokens"), needs=("multiscale",))
+          availability=_demo_availability, options=("vlm", "vlm_lora", "max_new_tokens"), needs=("multiscale",),
+          identity=lambda arg=None, device="auto", **o: vlm_identity(True, **o))
 def _vlm(arg: str | None = None, device: str = "auto", **options) -> VLMPrompt:
     return make_vlm_prompt(True, device, **options)
 
 
 @register("vlm-single", "Qwen2.5-VL, single-image message (zoomed input only); demo weights, or --vlm DIR",
-          availability=_demo_availability, options=("vlm", "vlm_lora", "max_new_tokens"))
+          availability=_demo_availability, options=("vlm", "vlm_lora", "max_new_tokens"),
+          identity=lambda arg=None, device="auto", **o: vlm_identity(False, **o))
 def _vlm_single(arg: str | None = None, device: str = "auto", **options) -> VLMPrompt:
     return make_vlm_prompt(False, device, **options)
 
 
 @register("vlm-grpo", "Qwen2.5-VL multi-scale with the GRPO LoRA adapter (demo adapter, or --vlm DIR --vlm-lora DIR)",
-          availability=_grpo_availability, options=("vlm", "vlm_lora", "max_new_tokens"), needs=("multiscale",))
+          availability=_grpo_availability, options=("vlm", "vlm_lora", "max_new_tokens"), needs=("multiscale",),
+          identity=lambda arg=None, device="auto", **o: vlm_identity(True, grpo=True, **o))
 def _vlm_grpo(arg: str | None = None, device: str = "auto", **options) -> VLMPrompt:
     return make_vlm_prompt(True, device, grpo=True, **options)

@@ -87,16 +87,23 @@ def load_osediff(folder: str | os.PathLike, lora: str | os.PathLike | None, vae_
         for enc in (pipe.text_encoder, pipe.text_encoder_2, pipe.text_encoder_3):
             if enc is not None:
                 enc.to(text_device)
-    from ...paths import folder_hash
-    ident = f"{name}:{folder_hash(folder, extra)}:{dtype}:t5={not drop_t5}:{options.posterior}"
-    if options.vae_tile:
-        ident += f":vae_tile={options.vae_tile}"
+    ident = osediff_identity(name, folder, lora, vae_encoder, dtype, drop_t5, options)
     model = OSEDiffSD3(pipe, options, name, ident, device, text_device)
     model.lora_targets = names
     if device == "cpu" and not offload:  # the CPU's faster convolution layout for the VAE (inference only)
         pipe.vae.to(memory_format=torch.channels_last)
         model.channels_last = True
     return model
+
+
+def osediff_identity(name: str, folder: Path, lora, vae_encoder, dtype: str = "float32", drop_t5: bool = False,
+                     options: OSEDiffOptions | None = None) -> str:
+    """What an OSEDiff model's outputs depend on (the chain cache's key): its files, precision, T5, posterior."""
+    from ...paths import folder_hash
+    options = options or OSEDiffOptions.from_folder(Path(folder))
+    extra = [Path(p) for p in (lora, vae_encoder) if p is not None]
+    ident = f"{name}:{folder_hash(Path(folder), extra)}:{dtype}:t5={not drop_t5}:{options.posterior}"
+    return ident + (f":vae_tile={options.vae_tile}" if options.vae_tile else "")
 
 
 def demo_folder() -> Path:
@@ -143,9 +150,8 @@ def demo_lora_files(folder: Path, variant: str) -> tuple[Path, Path]:
     return folder / f"sr_lora{suffix}.pkl", folder / f"vae_encoder_lora{suffix}.pt"
 
 
-@register("osediff-demo", "OSEDiff on a tiny SD3 trained here on ZoomWorld + photo patches (committed weights)",
-          availability=_demo_availability)
-def _osediff_demo(device: str = "auto", weights: str | None = None, variant: str = "perceptual", **options) -> OSEDiffSD3:
+def _demo_files(weights: str | None, variant: str) -> tuple[Path, Path, Path]:
+    """(folder, LoRA file, VAE-encoder file) of a demo variant, with the errors of missing files."""
     folder = Path(weights) if weights else demo_folder()
     if (msg := _demo_availability()) and not weights:
         raise MissingWeightsError(msg)
@@ -157,11 +163,24 @@ def _osediff_demo(device: str = "auto", weights: str | None = None, variant: str
         if not p.is_file():
             raise MissingWeightsError(f"{p} not found (variant {variant!r}); `python -m cozlib train sr` writes it"
                                       + ("" if weights else " (`make weights` retrains the committed folder)"))
+    return folder, lora, venc
+
+
+def _demo_identity(device: str = "auto", weights: str | None = None, variant: str = "perceptual", dtype: str = "float32",
+                   drop_t5: bool = False, **_) -> str:
+    folder, lora, venc = _demo_files(weights, variant)
+    return osediff_identity(f"osediff-demo-{variant}", folder, lora, venc, dtype, drop_t5)
+
+
+@register("osediff-demo", "OSEDiff on a tiny SD3 trained here on ZoomWorld + photo patches (committed weights)",
+          availability=_demo_availability, identity=_demo_identity)
+def _osediff_demo(device: str = "auto", weights: str | None = None, variant: str = "perceptual", **options) -> OSEDiffSD3:
+    folder, lora, venc = _demo_files(weights, variant)
     return load_osediff(folder, lora, venc, name=f"osediff-demo-{variant}", device=device, **options)
 
 
 @register("osediff-demo-l2", "the demo OSEDiff's L2-only variant (same stages, pixel L2 only, no perceptual loss): blurrier",
-          availability=_demo_availability)
+          availability=_demo_availability, identity=lambda **kw: _demo_identity(variant="l2", **kw))
 def _osediff_demo_l2(device: str = "auto", weights: str | None = None, **options) -> OSEDiffSD3:
     return _osediff_demo(device=device, weights=weights, variant="l2", **options)
 
