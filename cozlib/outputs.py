@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -73,9 +74,31 @@ def owned(folder: str | os.PathLike, kind: str | None = None) -> bool:
     return found is not None and (kind is None or found == kind)
 
 
+def _inode(p: Path) -> int | None:
+    try:
+        return p.lstat().st_ino
+    except FileNotFoundError:
+        return None
+
+
 def check_replaceable(path: str | os.PathLike, kind: str = "output") -> None:
-    """An ``OutputError`` unless ``path`` is absent or a cozlib folder of ``kind`` (which may be replaced)."""
+    """An ``OutputError`` unless ``path`` is absent or a cozlib folder of ``kind`` (which may be replaced).
+    A concurrent run may swap the folder while it is read (marker, then listing): the check is then
+    read again, so a folder is judged by one consistent look."""
     p = Path(path)
+    for _ in range(20):
+        before = _inode(p)
+        try:
+            _check_replaceable_once(p, kind)
+            return
+        except (OutputError, FileNotFoundError):
+            if _inode(p) == before:
+                raise  # the same folder both times: the verdict stands
+            time.sleep(0.05)  # swapped meanwhile by another run into the same folder: look again
+    _check_replaceable_once(p, kind)
+
+
+def _check_replaceable_once(p: Path, kind: str) -> None:
     if p.is_symlink():
         raise OutputError(f"{p} is a symbolic link; cozlib does not write through links. Remove it or choose "
                           f"another output folder")

@@ -86,6 +86,13 @@ KERNEL_READY = """() => {
   const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
   return !!k && k.connectionStatus === 'connected' && k.status === 'idle';
 }"""
+#: Every cell has run and the kernel is idle again.
+NOTEBOOK_DONE = """() => {
+  const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+  const queued = [...document.querySelectorAll('.jp-InputPrompt')].some(e => e.innerText.includes('*'));
+  return !!k && k.status === 'idle' && !queued;
+}"""
 #: A cell has started or finished running (its prompt shows [*] or [n]).
 RUNNING = "() => [...document.querySelectorAll('.jp-InputPrompt')].some(e => /\\[(\\*|\\d+)\\]/.test(e.innerText))"
 
@@ -147,6 +154,8 @@ def _explore(page, base: str, token: str) -> None:
             continue
     page.wait_for_selector(".coz-panel img", timeout=240_000)
     _wait_done(page)
+    # the widget's events reach the kernel between cells: wait until the notebook's cells have all run
+    page.wait_for_function(NOTEBOOK_DONE, timeout=300_000)
     first = _panel_sources(page)
     assert len(first) == 4  # nearest, bicubic, direct SR, CoZ
 
