@@ -63,6 +63,20 @@ def _worker_init() -> None:
     _one_thread()
 
 
+def _quiet_cancelled_pool() -> None:
+    """The pool's manager thread, finding its workers terminated, marks every pending future broken,
+    including those just cancelled, and Python 3.11 prints that thread's ``InvalidStateError`` as a
+    traceback. It says nothing the one error line does not, so it is left out."""
+    import threading
+    from concurrent.futures import InvalidStateError
+    previous = threading.excepthook
+
+    def hook(args) -> None:
+        if not issubclass(args.exc_type, InvalidStateError):
+            previous(args)
+    threading.excepthook = hook
+
+
 def parallel_map(fn, items: list, workers: int = 1) -> list:
     """``[fn(x) for x in items]``, in ``workers`` forked processes when there is enough work (the
     result does not depend on ``workers``; fork before any CUDA use). Every call of ``fn`` runs at
@@ -77,6 +91,7 @@ def parallel_map(fn, items: list, workers: int = 1) -> list:
         try:
             out = list(ex.map(fn, items, chunksize=max(1, len(items) // (8 * workers))))
         except BaseException:  # Ctrl-C, SIGTERM, an error: stop the workers now, not after the queue
+            _quiet_cancelled_pool()
             for proc in list(getattr(ex, "_processes", {}).values()):
                 proc.terminate()
             ex.shutdown(wait=False, cancel_futures=True)

@@ -126,8 +126,8 @@ class ZoomExplorer:
             return
         self.results = results
         self.progress.value = self.progress.max
+        self._draw()  # the panels first: "done" means they show the new chains
         self.status.value = "done: slide through the zoom levels"
-        self._draw()
 
     # -- drawing ------------------------------------------------------------------------------
     def _draw_overview(self) -> None:
