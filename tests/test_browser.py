@@ -40,7 +40,8 @@ def _notebook_copy(folder: Path) -> Path:
     """Notebook 90 with the test's parameters in its parameters cell (the repository's copy stays clean)."""
     nb = json.loads((ROOT / "notebooks" / "90_zoom_explorer.ipynb").read_text())
     cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
-    cell["source"] = "".join(cell["source"]) + "".join(f"{k} = {v!r}\n" for k, v in PARAMS.items())
+    params = {**PARAMS, "figures_dir": str(folder / "figures")}  # never the project's committed figures/
+    cell["source"] = "".join(cell["source"]) + "".join(f"{k} = {v!r}\n" for k, v in params.items())
     path = folder / "90_zoom_explorer.ipynb"
     path.write_text(json.dumps(nb))
     return path
@@ -120,6 +121,8 @@ def test_the_explorer_zooms_where_clicked_and_slides_through_levels(jupyterlab):
     from playwright.sync_api import sync_playwright
     base, token = jupyterlab
     SHOTS.mkdir(parents=True, exist_ok=True)
+    committed = ROOT / "figures" / "MANIFEST.json"
+    committed_before = committed.stat().st_mtime_ns if committed.exists() else None
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -136,6 +139,8 @@ def test_the_explorer_zooms_where_clicked_and_slides_through_levels(jupyterlab):
         finally:
             browser.close()
     assert (SHOTS / "explorer_photo.png").stat().st_size > 10_000 and (SHOTS / "explorer_world.png").stat().st_size > 10_000
+    assert (committed.stat().st_mtime_ns if committed.exists() else None) == committed_before, \
+        "the test wrote into the project's figures/"
 
 
 def _explore(page, base: str, token: str) -> None:
