@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -33,11 +34,48 @@ def titles(executed: Path) -> list[tuple[Path, str]]:
     return out
 
 
+#: A warning raised inside an installed package, as Python prints it: ``<path>/site-packages/<file>:<line>:
+#: <Category>Warning: <text>``; the next line is the source line that raised it.
+_LIBRARY_WARNING = re.compile(r"^\s*\S*site-packages/\S+:\d+: \w*Warning: ")
+
+
+def published(node):
+    """The notebook as the book shows it: libraries' warnings (deprecations, numerical notes printed
+    by the packages, with this machine's paths in them) left out of the standard-error streams; the
+    project's own path written as ``.``, the home folder as ``~``. The executed notebook itself is not changed."""
+    from .paths import project_root
+    root = str(project_root())
+    for cell in node.cells:
+        kept = []
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                lines, text, skip = [], out["text"].splitlines(keepends=True), False
+                for line in text:
+                    if _LIBRARY_WARNING.match(line):
+                        skip = True                      # the warning, then its source line
+                        continue
+                    if skip and line.startswith((" ", "\t")):
+                        skip = False
+                        continue
+                    skip = False
+                    lines.append(line)
+                out["text"] = "".join(lines)
+                if not out["text"].strip():
+                    continue
+            if "text" in out and isinstance(out["text"], str):
+                out["text"] = out["text"].replace(root, ".").replace(str(Path.home()), "~")
+            kept.append(out)
+        if "outputs" in cell:
+            cell["outputs"] = kept
+    return node
+
+
 def _exported(nb: Path, exporter, files_dir: str | None = None) -> tuple[str, dict]:
-    """A notebook through an nbconvert exporter; extracted images named under ``files_dir``."""
+    """A notebook through an nbconvert exporter (as ``published`` shows it); extracted images named
+    under ``files_dir``."""
     import nbformat
     resources = {"output_files_dir": files_dir} if files_dir else None
-    return exporter.from_notebook_node(nbformat.read(nb, as_version=4), resources=resources)
+    return exporter.from_notebook_node(published(nbformat.read(nb, as_version=4)), resources=resources)
 
 
 def build_site(executed: Path, out: Path) -> Path:

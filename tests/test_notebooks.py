@@ -87,3 +87,22 @@ def test_notebooks_execute_with_smoke_params(tmp_path):
     table = (figures / "table1_photos.csv").read_text().splitlines()
     assert table[0].startswith("method,NIQE 4x") and len(table) == 5
     assert all(cell for row in table[1:] for cell in row.split(","))  # every cell has a number
+
+
+def test_the_book_leaves_out_library_warnings_and_machine_paths():
+    """``book.published``: a package's warning (with this machine's path) and its source line go; the
+    notebook's own lines stay, with the project's path written as '.' and the home folder as '~'."""
+    from cozlib.book import published
+    from cozlib.paths import project_root
+    home = str(Path.home())
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x", outputs=[
+        nbformat.v4.new_output("stream", name="stderr", text=(
+            f"{home}/env/lib/python3.11/site-packages/pkg/mod.py:12: FutureWarning: `a` is deprecated\n"
+            "  warnings.warn(\n"
+            f"skipped musiq: needs a file in {home}/.cache/torch\n")),
+        nbformat.v4.new_output("stream", name="stderr", text=(
+            "/x/site-packages/pyiqa/f.py:173: UserWarning: cov(): degrees of freedom\n"
+            "  return torch.cov(t)\n")),
+        nbformat.v4.new_output("stream", name="stdout", text=f"wrote {project_root()}/figures/a.png\n")])])
+    outs = published(nb).cells[0].outputs
+    assert [o.text for o in outs] == ["skipped musiq: needs a file in ~/.cache/torch\n", "wrote ./figures/a.png\n"]
