@@ -30,6 +30,7 @@ from PIL import Image
 
 from . import geometry
 from .errors import ConfigError
+from .runtime import MAX_SEED
 
 REC_TYPES: tuple[str, ...] = ("nearest", "bicubic", "onestep", "recursive", "recursive_multiscale")
 #: Bump when the chain's outputs change for the same inputs, so old cache entries are not reused.
@@ -38,7 +39,6 @@ CHAIN_FORMAT = 1
 #: each model call grows with it; the deepest zoom is ``geometry.MAX_ZOOM``.
 MAX_PROCESS_SIZE = 4096
 MAX_UPSCALE = 16
-MAX_SEED = 2 ** 32 - 1
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, TypeVar
 
 from .errors import ConfigError
+from .runtime import MAX_SEED
 
 T = TypeVar("T")
 
@@ -141,7 +142,7 @@ def check(cfg: T) -> T:
             raise ConfigError(f"{f.name} must be a whole number >= 0, got {v!r}")
         if f.name.startswith("batch_") and (not isinstance(v, int) or v < 1):
             raise ConfigError(f"{f.name} must be a whole number >= 1, got {v!r}")
-        if f.name == "seed" and (not isinstance(v, int) or not 0 <= v < 2 ** 32):
+        if f.name == "seed" and (not isinstance(v, int) or not 0 <= v <= MAX_SEED):
             raise ConfigError(f"seed must be a whole number from 0 to 2^32-1, got {v!r}")
         if f.name.startswith("lr_") and not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
             raise ConfigError(f"{f.name} must be a positive number, got {v!r}")

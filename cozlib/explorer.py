@@ -16,7 +16,7 @@ from PIL import Image
 
 from .chain import ChainCache, ChainConfig, ChainResult
 from .errors import ConfigError
-from .experiments.methods import Method
+from .experiments.methods import Method, MethodModels
 
 #: The backbones the explorer uses at demo scale: Real-ESRGAN on photos (it takes no prompt); the
 #: demo OSEDiff on ZoomWorld, where the prompts matter and the truth is known.
@@ -105,30 +105,20 @@ class Cancelled(Exception):
 
 def compute(source: Source, point: tuple[float, float], config: ChainConfig, cache: ChainCache | None,
             methods: list[Method], device: str = "cpu", progress: Callable[[int, int, str], None] | None = None,
-            cancelled: Callable[[], bool] = lambda: False, models: dict | None = None) -> dict[str, ChainResult]:
+            cancelled: Callable[[], bool] = lambda: False, models: MethodModels | None = None) -> dict[str, ChainResult]:
     """Every method's chain at ``point``: {label: ChainResult}. ``progress(done, total, label)`` after
-    each step; ``cancelled()`` is asked between steps (``Cancelled`` when it says so). ``models`` keeps
-    the loaded backbones and extractors between calls."""
-    from .backbones import make_backbone
+    each step; ``cancelled()`` is asked between steps (``Cancelled`` when it says so). ``models``
+    (``MethodModels``) keeps the loaded backbones and extractors between calls."""
     from .chain import run_chain
-    from .experiments.methods import _MemoBackbone
-    from .prompts import make_prompt_extractor
-    models = {} if models is None else models
-    for held in models.values():
-        if isinstance(held, _MemoBackbone):
-            held._memo.clear()  # shared first steps are of this point only
+    models = MethodModels(device) if models is None else models
+    models.forget_outputs()  # shared first steps are of this point only
     x0, src = recenter(source, point, config.process_size)
     total = config.steps * len(methods)
     out: dict[str, ChainResult] = {}
     for i, m in enumerate(methods):
         cfg = replace(config, rec_type=m.rec_type)
-        backbone = extractor = None
-        if cfg.uses_backbone:
-            if ("backbone", m.backbone) not in models:  # direct SR and CoZ share their first step
-                models[("backbone", m.backbone)] = _MemoBackbone(make_backbone(m.backbone, device=device, lazy=True))
-            if ("prompt", m.prompt) not in models:
-                models[("prompt", m.prompt)] = make_prompt_extractor(m.prompt, device=device, lazy=True)
-            backbone, extractor = models[("backbone", m.backbone)], models[("prompt", m.prompt)]
+        backbone = models.backbone(m.backbone) if cfg.uses_backbone else None
+        extractor = models.extractor(m.prompt) if cfg.uses_backbone else None
 
         def step(k: int, n: int, i=i, label=m.label) -> None:
             if cancelled():

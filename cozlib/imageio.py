@@ -1,11 +1,12 @@
 """Reading, checking and writing images; every write goes to a temp file first, then a rename."""
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -78,25 +79,33 @@ def _check_regular_file(path: Path) -> None:
         raise BadImageError(f"{path}: not a regular file ({kind_of(path)}); give the path of a PNG or JPEG image")
 
 
+@contextlib.contextmanager
+def _own_pixel_guard() -> Iterator[None]:
+    """Pillow's decompression-bomb guard off inside the block: ``image_size`` applies ours, whose
+    message names ``--max-pixels``."""
+    import warnings
+    guard = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = guard
+
+
 def image_size(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
     """An image file's (width, height) from its header, nothing decoded; ``BadImageError`` when it is
     not an image or is over ``max_pixels`` (0: no limit)."""
-    import warnings
     path = Path(path)
     _check_regular_file(path)
-    guard = Image.MAX_IMAGE_PIXELS
     try:
-        Image.MAX_IMAGE_PIXELS = None  # checked below, with a message that says what to do
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as probe:
-                w, h = probe.size
+        with _own_pixel_guard(), Image.open(path) as probe:  # checked below, with a message that says what to do
+            w, h = probe.size
     except UnidentifiedImageError:
         raise BadImageError(f"{path}: not an image file PIL can read. Give a PNG or JPEG image.") from None
     except OSError as e:
         raise _open_error(path, e) from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = guard
     if max_pixels and w * h > max_pixels:
         raise BadImageError(
             f"{path}: {w}x{h} is {_describe_pixels(w * h)}, over the limit of {_describe_pixels(max_pixels)} that "
@@ -114,16 +123,11 @@ def load_image(path: str | os.PathLike, *, convert: bool = False, min_side: int 
     works on 8-bit RGB states, like the official code. Images over ``max_pixels`` (0: no limit)
     are refused before they are decoded.
     """
-    import warnings
     from PIL import ImageOps
     path = Path(path)
-    _check_regular_file(path)
-    image_size(path, max_pixels)  # the header only: refused before anything is decoded
-    guard = Image.MAX_IMAGE_PIXELS
+    image_size(path, max_pixels)  # the file checked, the header only read: refused before anything is decoded
     try:
-        Image.MAX_IMAGE_PIXELS = None  # image_size checked it
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with _own_pixel_guard():
             with Image.open(path) as probe:
                 probe.verify()
             img = Image.open(path)
@@ -137,8 +141,6 @@ def load_image(path: str | os.PathLike, *, convert: bool = False, min_side: int 
         raise _open_error(path, e) from None
     except (SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise BadImageError(f"{path}: the image is corrupt or truncated ({e}). Re-export or re-download it.") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = guard
     if _png_bit_depth(path) == 16 and img.mode in ("RGB", "RGBA") and not convert:
         raise BadImageError(f"{path}: a 16-bit PNG; {CONVERT_HINT}.")  # with convert: Pillow kept the high byte
     return check_image(img, name=str(path), convert=convert, min_side=min_side, max_aspect=max_aspect)

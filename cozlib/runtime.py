@@ -6,6 +6,9 @@ import random
 
 from .errors import ConfigError
 
+#: The largest run seed: what NumPy's and torch's generators both take.
+MAX_SEED = 2 ** 32 - 1
+
 
 def resolve_device(device: str = "auto", flag: str = "--device") -> str:
     """'auto' -> 'cuda' when a CUDA GPU is visible, else 'cpu'; a GPU that is not there is an error

@@ -11,6 +11,7 @@ import html
 import threading
 from pathlib import Path
 
+from .experiments.methods import MethodModels
 from .explorer import Cancelled, Source, compute, level_rows, methods_for, photo_source, png, upload_source, world_scene
 
 
@@ -24,7 +25,7 @@ class ZoomExplorer:
         self.config = ChainConfig(steps=steps, upscale=4, process_size=process_size).validate()
         self.cache = ChainCache(cache_dir) if cache_dir else None
         self.device, self.tile, self.overview_px = device, tile, overview
-        self.models: dict = {}
+        self.models = MethodModels(device)  # loaded once, kept across clicks
         self.results: dict = {}
         self.point = (0.5, 0.5)
         self._generation = 0

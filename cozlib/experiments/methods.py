@@ -76,6 +76,9 @@ class _MemoBackbone:
     def identity(self) -> str:
         return self.inner.identity()
 
+    def forget(self) -> None:
+        self._memo.clear()
+
     def upsample(self, lr, prompts, size, *, seed=0):
         import hashlib
         keys = [(hashlib.sha256(im.tobytes()).hexdigest(), im.size, p, size, seed) for im, p in zip(lr, prompts)]
@@ -87,6 +90,33 @@ class _MemoBackbone:
         return [self._memo[k].copy() for k in keys]
 
 
+class MethodModels:
+    """The backbones and extractors of a set of methods, each built once (lazily: a chain found in the
+    cache loads nothing) and shared between methods: direct SR and CoZ share their first SR call."""
+
+    def __init__(self, device: str = "auto", prompt_options: Mapping[str, object] | None = None) -> None:
+        self.device, self.prompt_options = device, dict(prompt_options or {})
+        self._backbones: dict[str, _MemoBackbone] = {}
+        self._extractors: dict[str, object] = {}
+
+    def backbone(self, name: str) -> _MemoBackbone:
+        from ..backbones import make_backbone
+        if name not in self._backbones:
+            self._backbones[name] = _MemoBackbone(make_backbone(name, device=self.device, lazy=True))
+        return self._backbones[name]
+
+    def extractor(self, spec: str):
+        from ..prompts import make_prompt_extractor
+        if spec not in self._extractors:
+            self._extractors[spec] = make_prompt_extractor(spec, device=self.device, lazy=True, **self.prompt_options)
+        return self._extractors[spec]
+
+    def forget_outputs(self) -> None:
+        """Drop the remembered SR outputs (they are of one input; the models stay loaded)."""
+        for b in self._backbones.values():
+            b.forget()
+
+
 def run_methods(images: Mapping[str, Image.Image], methods: Sequence[Method], config: ChainConfig,
                 cache: ChainCache | None, device: str = "auto", progress: bool = True,
                 sources: Mapping[str, dict] | None = None,
@@ -95,23 +125,14 @@ def run_methods(images: Mapping[str, Image.Image], methods: Sequence[Method], co
     ``sources`` adds what an extractor may need per image (``{"world_seed": S}`` for ZoomWorld);
     ``prompt_options`` go to the extractors that take them (e.g. ``vlm=DIR`` for Qwen2.5-VL-3B)."""
     from tqdm.auto import tqdm
-    from ..backbones import make_backbone
-    from ..prompts import make_prompt_extractor
-
-    backbones, extractors = {}, {}
+    models = MethodModels(device, prompt_options)
     results: dict[tuple[str, str], ChainResult] = {}
     jobs = [(name, m) for name in images for m in methods]
     for name, m in tqdm(jobs, desc="chains", disable=not progress):
         cfg = replace(config, rec_type=m.rec_type)
-        backbone = None
-        if cfg.uses_backbone:
-            if m.backbone not in backbones:
-                backbones[m.backbone] = _MemoBackbone(make_backbone(m.backbone, device=device, lazy=True))
-            backbone = backbones[m.backbone]
-        if m.prompt not in extractors:
-            extractors[m.prompt] = make_prompt_extractor(m.prompt, device=device, lazy=True, **(prompt_options or {}))
+        backbone = models.backbone(m.backbone) if cfg.uses_backbone else None
         source = {"image": name, **((sources or {}).get(name, {}))}
-        results[(name, m.label)] = run_chain(images[name], cfg, backbone, extractors[m.prompt],
+        results[(name, m.label)] = run_chain(images[name], cfg, backbone, models.extractor(m.prompt),
                                              cache=cache, source=source)
     return results
 

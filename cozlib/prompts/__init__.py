@@ -10,7 +10,7 @@ both, coarser first, as in the official code. A user prompt is appended as
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence, Any, Callable, Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 from PIL import Image
 
@@ -50,7 +50,11 @@ class ExtractorInfo:
     options: tuple[str, ...] = ()   # keyword options the factory takes (e.g. vlm, vlm_lora)
     needs: tuple[str, ...] = ()     # "multiscale" (the coarser state: recursive_multiscale), "world" (ZoomWorld inputs)
     identity: Callable[..., str] | None = None  # the built extractor's identity, computed without loading it
-    multiscale: bool = False
+
+    @property
+    def multiscale(self) -> bool:
+        """Whether it reads the coarser state too (``needs`` says so)."""
+        return "multiscale" in self.needs
 
 
 _REGISTRY: dict[str, ExtractorInfo] = {}
@@ -62,8 +66,7 @@ def register(name: str, summary: str, availability: Callable[[], str | None] = l
     """Decorator adding an extractor factory ``factory(arg: str | None, device: str, **options)`` to
     the registry (``options``: the keyword options it accepts)."""
     def deco(factory):
-        _REGISTRY[name] = ExtractorInfo(name, summary, factory, availability, takes_argument, options, needs, identity,
-                                        "multiscale" in needs)
+        _REGISTRY[name] = ExtractorInfo(name, summary, factory, availability, takes_argument, options, needs, identity)
         return factory
     return deco
 
