@@ -39,6 +39,7 @@ weights: $(STAMP)
 	$(PY) -m cozlib train sr
 	$(PY) -m cozlib train prompts
 	$(PY) -m cozlib train grpo
+	$(PY) -m cozlib train grpo --preset critic2
 
 ## Unit tests, a papermill run of every notebook with params/smoke.yaml and the zoom explorer in a
 ## headless browser (one torch thread per process; TEST_WORKERS pytest-xdist workers, whole files

@@ -90,22 +90,20 @@ def build_site(executed: Path, out: Path) -> Path:
             body, _ = _exported(nb, exporter)
             (tmp / f"{nb.stem}.html").write_text(body)
             items.append(f'<li><a href="{nb.stem}.html">{title}</a></li>')
-        extra = ""
+        first = ""
         paper_map = resolve("docs/PAPER_MAP.md")
-        if paper_map.is_file():
-            extra = f"<h2>The paper, figure by figure</h2><pre>{_escape(paper_map.read_text())}</pre>"
+        if paper_map.is_file():  # the first page: the paper figure by figure, then the notebooks
+            import mistune
+            first = mistune.html(paper_map.read_text())
         (tmp / "index.html").write_text(
-            "<!doctype html><html><head><meta charset='utf-8'><title>Chain-of-Zoom, runnable</title></head>"
-            "<body style='font-family:sans-serif;max-width:60em;margin:2em auto'>"
-            "<h1>Chain-of-Zoom, runnable: the executed notebooks</h1>"
+            "<!doctype html><html><head><meta charset='utf-8'><title>Chain-of-Zoom, runnable</title>"
+            "<style>table{border-collapse:collapse;font-size:90%}td,th{border:1px solid #ccc;padding:4px;"
+            "vertical-align:top}</style></head>"
+            "<body style='font-family:sans-serif;max-width:75em;margin:2em auto'>"
+            f"{first}<h1>Chain-of-Zoom, runnable: the executed notebooks</h1>"
             "<p>Built by <code>make figures</code>; every output below comes from that run.</p>"
-            f"<ol>{''.join(items)}</ol>{extra}</body></html>\n")
+            f"<ol>{''.join(items)}</ol></body></html>\n")
     return out
-
-
-def _escape(text: str) -> str:
-    import html
-    return html.escape(text)
 
 
 def build_markdown(executed: Path, out: Path) -> Path:
@@ -118,7 +116,8 @@ def build_markdown(executed: Path, out: Path) -> Path:
     with atomic_dir(out, kind="notebook pages") as tmp:
         lines = ["# The notebooks, executed", "",
                  "Written by `make figures` (`python -m cozlib.book`) from the executed notebooks; do not edit. "
-                 "Each page is a notebook with its outputs; run it yourself with `make lab`.", ""]
+                 "Each page is a notebook with its outputs; run it yourself with `make lab`. Start with "
+                 "[the paper, figure by figure](../PAPER_MAP.md): each figure and table with its notebook and verdict.", ""]
         for nb, title in pages:
             body, resources = _exported(nb, exporter, f"{nb.stem}_files")
             for name, data in resources.get("outputs", {}).items():  # the images, beside the page

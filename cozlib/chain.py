@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import time
@@ -301,6 +302,9 @@ class FullImageResult:
 
     states: list[Image.Image]
     tiles: list[list[dict[str, Any]]]  # per step: [{"box": (l, t, r, b) px, "window": ..., "prompt": ...}]
+    #: per step: how much overlapping tiles disagree before blending, the mean over pixels covered by
+    #: two or more tiles of the standard deviation of their values (0-255; NaN without overlap)
+    disagreement: list[float] = field(default_factory=list)
 
 
 def check_full_image(config: ChainConfig, tile: int | None = None, overlap: int | None = None,
@@ -341,12 +345,13 @@ def run_full_image(image: Image.Image, config: ChainConfig, backbone, extractor=
     overlap = check_full_image(config, tile, overlap, max_side)
     seed_everything(config.seed)
     x0 = geometry.resize_and_center_crop(check_image(image), config.process_size)
-    states, tiles = [x0], []
+    states, tiles, disagreement = [x0], [], []
     for i in range(1, config.steps + 1):
         prev = states[-1]
         side = prev.size[0] * s
         acc = np.zeros((side, side, 3), np.float32)
         norm = np.zeros((side, side, 1), np.float32)
+        plain, squares, count = np.zeros_like(acc), np.zeros_like(acc), np.zeros_like(norm)  # tiles' spread
         w = geometry.gaussian_weights(P)[..., None]
         step_tiles = []
         starts = geometry.tile_starts(side, P, overlap, multiple=s)
@@ -359,11 +364,18 @@ def run_full_image(image: Image.Image, config: ChainConfig, backbone, extractor=
                                     previous=prev if config.rec_type == "recursive_multiscale" else None)
                 prompt = with_user_prompt(extractor(ctx), config.user_prompt)
                 out = backbone.upsample([_sr_input(crop, backbone, P)], [prompt], P, seed=config.seed * 1000 + i)[0]
-                acc[y:y + P, x:x + P] += np.asarray(out, np.float32) * w
+                o = np.asarray(out, np.float32)
+                acc[y:y + P, x:x + P] += o * w
                 norm[y:y + P, x:x + P] += w
+                plain[y:y + P, x:x + P] += o
+                squares[y:y + P, x:x + P] += o * o
+                count[y:y + P, x:x + P] += 1
                 step_tiles.append({"box": (x, y, x + P, y + P), "window": window, "prompt": prompt})
         states.append(Image.fromarray(np.clip(np.rint(acc / norm), 0, 255).astype(np.uint8), "RGB"))
         tiles.append(step_tiles)
+        shared = count[..., 0] >= 2
+        var = squares / np.maximum(count, 1) - (plain / np.maximum(count, 1)) ** 2
+        disagreement.append(float(np.sqrt(np.maximum(var, 0)).mean(-1)[shared].mean()) if shared.any() else math.nan)
         if progress:
             progress(i, config.steps)
-    return FullImageResult(states, tiles)
+    return FullImageResult(states, tiles, disagreement)

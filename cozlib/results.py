@@ -1,5 +1,5 @@
-"""``docs/RESULTS.md`` and the README's headline table, generated from the tables ``make figures``
-writes (``figures/*.md`` and ``figures/MANIFEST.json``), so that no measured number is copied by hand.
+"""``docs/RESULTS.md``, ``docs/PAPER_MAP.md`` (``paper_map``) and the README's headline table, generated
+from the tables ``make figures`` writes (``figures/*.md`` and ``figures/MANIFEST.json``), so that no measured number is copied by hand.
 
     python -m cozlib.results            # after the notebooks ran (``make figures`` does both)
 """
@@ -114,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = Parser(prog="python -m cozlib.results", description=__doc__.splitlines()[0])
     ap.add_argument("--figures", default="figures", help="the folder the notebooks wrote (default figures/)")
     ap.add_argument("--out", default="docs/RESULTS.md", help="the results page to write")
+    ap.add_argument("--map", default="docs/PAPER_MAP.md", help="the paper's map to write ('' for none)")
     ap.add_argument("--readme", default="README.md", help="the README whose generated block to update ('' for none)")
     a = ap.parse_args(argv)
 
@@ -123,14 +124,18 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigError(f"{flag} is empty; give a path")
         figures = resolve(a.figures)
         markdown = results_markdown(figures)                     # every input read before anything is written
+        from .paper_map import paper_map_markdown
+        paper_map = paper_map_markdown(figures) if a.map else None
         readme = resolve(a.readme) if a.readme else None
         if readme is not None and (not readme.is_file() or not all(m in readme.read_text() for m in (BEGIN, END))):
             raise ConfigError(f"{a.readme} has no generated block ({BEGIN} ... {END}); give the project's README "
                               f"or --readme ''")
         save_text(markdown, resolve(a.out))
+        if paper_map is not None:
+            save_text(paper_map, resolve(a.map))
         if readme is not None:
             update_readme(readme, headline_markdown(figures))
-        print(f"wrote {a.out}" + (f" and the headline table of {a.readme}" if a.readme else ""))
+        print(f"wrote {a.out}" + (f", {a.map}" if a.map else "") + (f" and the headline table of {a.readme}" if a.readme else ""))
         return 0
     return guarded(run)
 

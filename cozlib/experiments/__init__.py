@@ -5,6 +5,8 @@
 - ``scoring``: no-reference scores, scores against the truth, prompts against the true words.
 - ``tables``: Table 1's layout, per-scale means, win counts, prompt orderings, hallucination tables.
 - ``stats``: paired differences with bootstrap intervals, reward trends.
+- ``detail`` (Figures 2 and 3), ``runtime`` (the appendix's step timing), ``tiling`` (full-image overlap
+  consistency), ``user_study`` (an automatic proxy of the user study, not a MOS): notebook 07.
 
 Figures are drawn by ``cozlib.plots``; files are written by ``cozlib.figures``.
 """

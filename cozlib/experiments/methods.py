@@ -54,8 +54,13 @@ def world_methods(backbone: str = "osediff-demo", l2_backbone: str | None = "ose
 
 WORLD_METHODS = world_methods()
 
+#: Table 2's backbones that run here, on ZoomWorld: Real-ESRGAN (prompt-blind) beside the OSEDiff rows.
+REALESRGAN_WORLD = (Method("Direct SR (Real-ESRGAN)", "onestep", "realesrgan"),
+                    Method("CoZ (Real-ESRGAN)", "recursive", "realesrgan"))
 
-def methods_by_label(labels: Iterable[str], catalogue: Sequence[Method] = PHOTO_METHODS + WORLD_METHODS) -> list[Method]:
+
+def methods_by_label(labels: Iterable[str],
+                     catalogue: Sequence[Method] = PHOTO_METHODS + WORLD_METHODS + REALESRGAN_WORLD) -> list[Method]:
     from ..errors import ConfigError
     index = {m.label: m for m in catalogue}
     missing = [l for l in labels if l not in index]

@@ -112,3 +112,25 @@ def paired_extractors(rows: Sequence[dict], a: str = "vlm", b: str = "vlm-single
         vb = [r[metric] for r in per[b] if r["zoom"] == z]
         out.append([f"{z:g}x", mean_of(vb), mean_of(va), *paired_difference(va, vb)])
     return ["zoom", f"{metric} {b}", f"{metric} {a}", f"{a} - {b}", "95% low", "95% high", "views"], out
+
+
+#: The paper's rows of Table 1 and Table 2 (docs/PAPER.md §6); their numeric cells are not known here.
+PAPER_TABLE1 = ("Nearest", "Direct SR (OSEDiff)", "CoZ (null prompt)", "CoZ (DAPE prompt)", "CoZ (VLM prompt)")
+PAPER_TABLE2 = ("LIIF", "Direct SR (SeeSR)", "Direct SR (S3Diff)", "CoZ (S3Diff, GRPO-tuned VLM)")
+
+
+def with_paper_rows(header: Sequence[str], rows: Sequence[Sequence], paper: Sequence[str],
+                    source: str = "paper (values not known here)") -> tuple[list[str], list[list]]:
+    """A table in the paper's layout: the paper's rows first with their cells empty (to be filled from
+    the paper only), then the rows measured here, and a column saying where each row comes from."""
+    width = len(header) - 1
+    return ([header[0], "source", *header[1:]],
+            [[label, source] + [None] * width for label in paper] + [[r[0], "measured here", *r[1:]] for r in rows])
+
+
+def table2(rows: Sequence[dict], methods: Sequence[str], metrics: Sequence[str],
+           magnifications: Sequence[int]) -> tuple[list[str], list[list]]:
+    """Table 2's layout: the paper's rows (their backbones do not run here), then the backbones
+    measured here (``table1``'s means)."""
+    return with_paper_rows(*table1(rows, methods, metrics, magnifications), PAPER_TABLE2,
+                           "paper (values not known here: backbone not available)")

@@ -35,9 +35,15 @@ def critic_messages(prompt: str) -> list[dict]:
                                          {"type": "text", "text": CRITIC_INSTRUCTION.format(prompt=prompt)}]}]
 
 
-def truth_score(prompt: str, truth: dict[str, float]) -> float:
-    """What an ideal critic would answer: 100 x F1 of the prompt's vocabulary words against the true
-    words (0 for a prompt naming nothing; words outside the vocabulary count as wrong)."""
+#: What a demo critic is taught to answer (``GRPOTrainConfig.critic_target``): ``f1`` (the committed
+#: critic) or ``precision``, a stricter critic of another kind that pays only for words that are there
+#: (Figure 7's second critic at demo scale; the paper's is another VLM family, docs/PAPER.md §4).
+CRITIC_TARGETS = ("f1", "precision")
+
+
+def truth_score(prompt: str, truth: dict[str, float], target: str = "f1") -> float:
+    """What an ideal critic would answer: 100 x F1 (or precision) of the prompt's vocabulary words
+    against the true words (0 for a prompt naming nothing; words outside the vocabulary count as wrong)."""
     from ..metrics.truth import prompt_words
     from ..world.vocab import vocabulary
     named, unknown = prompt_words(prompt, vocabulary())
@@ -46,7 +52,7 @@ def truth_score(prompt: str, truth: dict[str, float]) -> float:
     if hit == 0 or n_pred == 0 or not truth:
         return 0.0
     p, r = hit / n_pred, hit / len(truth)
-    return 100.0 * 2 * p * r / (p + r)
+    return 100.0 * (p if target == "precision" else 2 * p * r / (p + r))
 
 
 def coherent_prompt(rng: random.Random, avoid: set[str]) -> list[str]:

@@ -106,6 +106,13 @@ def critic_reward(critic) -> Callable[..., list[float]]:
     return critic_fn
 
 
+def trainer_rewards(critic) -> list[tuple[Callable[..., list[float]], float]]:
+    """The reward functions GRPO trains with and their weights, in trl's order (``training.grpo``
+    passes these to GRPOTrainer; Figure 4 is drawn from the same list)."""
+    return [(critic_reward(critic), WEIGHTS["critic"]), (phrase_reward(), WEIGHTS["phrase"]),
+            (repetition_reward(), WEIGHTS["repetition"])]
+
+
 def total_reward(critic: float, phrase: float, repetition: float, weights: dict = WEIGHTS) -> float:
     """R = 1.0 R_critic + 0.5 R_phrase + 0.5 R_rep."""
     return weights["critic"] * critic + weights["phrase"] * phrase + weights["repetition"] * repetition

@@ -35,26 +35,8 @@ def figure6(history: Sequence[dict]):
     """Figure-6-style reward curves of a GRPO run (trl's log: rewards/<name>/mean per step), four
     panels (critic, phrase, repetition, total), the paper's read-off values beside them on a
     training-progress axis (0 = start, 1 = end of each run)."""
-    import matplotlib.pyplot as plt
-    from ..grpo.rewards import PAPER_CURVES, REWARD_KEYS
-    steps = [r["step"] for r in history]
-    last = max(steps) if steps else 1
-    fig, axes = plt.subplots(1, 4, figsize=(15, 3.2))
-    for ax, (name, key) in zip(axes, REWARD_KEYS.items()):
-        ys = [r.get(key) for r in history]
-        ax.plot([s / last for s in steps], ys, lw=1, alpha=0.4, color="C0")
-        if len(ys) >= 5:  # a running mean, as the paper's smoothed curves
-            k = max(2, len(ys) // 10)
-            sm = [sum(ys[max(0, i - k + 1):i + 1]) / len(ys[max(0, i - k + 1):i + 1]) for i in range(len(ys))]
-            ax.plot([s / last for s in steps], sm, color="C0", label="this run")
-        px, py = zip(*PAPER_CURVES[name])
-        ax.plot([x / px[-1] for x in px], py, "--", color="C3", label="paper (read off Fig. 6)")
-        ax.set_title(name)
-        ax.set_xlabel("training progress")
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    from .paper import reward_curves
+    return reward_curves({"this run": history}, paper=True)
 
 
 def training_curves(folder: str | os.PathLike, key: str | None = None, ylabel: str = "loss"):

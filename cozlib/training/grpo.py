@@ -44,6 +44,8 @@ class GRPOTrainConfig:
     steps_critic: int = option(1200, "critic SFT steps (answers 100 x F1 of a candidate's words against the truth)")
     batch_critic: int = option(16, "critic batch size")
     lr_critic: float = option(1e-3, "critic peak learning rate")
+    critic_target: str = option("f1", "what the critic learns to answer: f1 (100 x F1 of the words vs the truth) or "
+                                      "precision (a stricter critic of another kind: Figure 7's second critic)")
     # -- GRPO (trl's GRPOTrainer)
     steps_grpo: int = option(300, "GRPO optimizer steps (trl's max_steps; the paper ran about 10K)")
     prompts_per_step: int = option(4, "views per optimizer step")
@@ -65,6 +67,9 @@ class GRPOTrainConfig:
         if self.num_generations < 2:
             raise ConfigError(f"num_generations must be >= 2 (GRPO compares completions within a group), "
                               f"got {self.num_generations!r}")
+        from ..grpo.critic import CRITIC_TARGETS
+        if self.critic_target not in CRITIC_TARGETS:
+            raise ConfigError(f"critic_target must be one of {', '.join(CRITIC_TARGETS)}, got {self.critic_target!r}")
         if self.beta < 0 or not self.temperature > 0 or not 0 <= self.lora_dropout < 1:
             raise ConfigError(f"beta >= 0, temperature > 0 and 0 <= lora_dropout < 1, got {self.beta!r}, "
                               f"{self.temperature!r}, {self.lora_dropout!r}")
@@ -74,7 +79,7 @@ class GRPOTrainConfig:
 # -- the demo critic ----------------------------------------------------------------------------
 
 def train_critic(data: dict, cfg: GRPOTrainConfig, device: str, log=print):
-    """A fresh tiny Qwen2.5-VL taught to answer truth_score; returns (model, processor, stage)."""
+    """A fresh tiny Qwen2.5-VL taught to answer truth_score (``cfg.critic_target``); returns (model, processor, stage)."""
     from ..grpo.critic import candidate_prompts, critic_messages, truth_score
     from .prompts import sft_stage
 
@@ -83,12 +88,12 @@ def train_critic(data: dict, cfg: GRPOTrainConfig, device: str, log=print):
         idx = [rng.randrange(len(data["prompt"])) for _ in range(cfg.batch_critic)]
         cands = [candidate_prompts(data["prompt"][j], rng, 1)[0] for j in idx]
         return ([critic_messages(c) for c in cands], [view_images(data, j) for j in idx],
-                [str(round(truth_score(c, data["words"][j]))) for c, j in zip(cands, idx)])
+                [str(round(truth_score(c, data["words"][j], cfg.critic_target))) for c, j in zip(cands, idx)])
 
     return sft_stage("critic", cfg.seed + 7, cfg.steps_critic, cfg.lr_critic, cfg.work, device, batch, log)
 
 
-def critic_agreement(critic, data: dict, n_per_view: int = 2, seed: int = 1) -> dict:
+def critic_agreement(critic, data: dict, n_per_view: int = 2, seed: int = 1, target: str = "f1") -> dict:
     """How well a critic's scores follow the truth on held-out views: Pearson and Spearman
     correlation with ``truth_score``, mean absolute error (0-100), share of unparsable answers."""
     from ..grpo.critic import candidate_prompts, truth_score
@@ -98,7 +103,7 @@ def critic_agreement(critic, data: dict, n_per_view: int = 2, seed: int = 1) -> 
         for c in candidate_prompts(data["prompt"][j], rng, n_per_view):
             pairs.append(view_images(data, j))
             cands.append(c)
-            truths.append(truth_score(c, data["words"][j]))
+            truths.append(truth_score(c, data["words"][j], target))
     scores = critic.scores(pairs, cands)
     ok = [(s, t) for s, t in zip(scores, truths) if s is not None]
     if len(ok) < 2:
@@ -169,21 +174,22 @@ def _resumable(out_dir: Path, log=print) -> bool:
 def train_grpo(data: dict, critic, cfg: GRPOTrainConfig, device: str, log=print):
     """trl GRPOTrainer on the supervised multi-scale VLM with a fresh LoRA; returns (trainer, history)."""
     from trl import GRPOConfig, GRPOTrainer
-    from ..grpo.rewards import WEIGHTS, critic_reward, phrase_reward, repetition_reward
+    from ..grpo.rewards import trainer_rewards
     from ..prompts.vlm import load_vlm
     from ..paths import resolve
     model, proc = load_vlm(resolve(cfg.policy), None, "cpu", "float32")
     cuda = device.startswith("cuda")
+    rewards = trainer_rewards(critic)
     out_dir = Path(cfg.work) / "trainer"
     args = GRPOConfig(
         output_dir=str(out_dir), max_steps=cfg.steps_grpo, per_device_train_batch_size=cfg.prompts_per_step * cfg.num_generations,
         num_generations=cfg.num_generations, max_completion_length=cfg.max_completion_length,
         learning_rate=cfg.lr_grpo, beta=cfg.beta, temperature=cfg.temperature,
-        reward_weights=[WEIGHTS["critic"], WEIGHTS["phrase"], WEIGHTS["repetition"]],
+        reward_weights=[w for _, w in rewards],
         logging_steps=1, save_steps=cfg.save_steps, save_total_limit=2, seed=cfg.seed, bf16=cuda,
         use_cpu=not cuda, report_to="none", disable_tqdm=True, lr_scheduler_type="cosine",
         warmup_steps=max(1, cfg.steps_grpo // 20), dataloader_num_workers=0)
-    trainer = GRPOTrainer(model=model, reward_funcs=[critic_reward(critic), phrase_reward(), repetition_reward()],
+    trainer = GRPOTrainer(model=model, reward_funcs=[f for f, _ in rewards],
                           args=args, train_dataset=grpo_dataset(data), processing_class=proc, peft_config=lora_config(cfg))
     resume = _resumable(out_dir, log)
     t0 = time.perf_counter()
@@ -223,7 +229,7 @@ def train(cfg: GRPOTrainConfig, log=print) -> tuple[Path, Path]:
     val = cached_samples(pcfg, "val", pcfg.val_samples, log)
     critic_model, critic_proc, cstage = train_critic(data, cfg, device, log)
     critic = VLMCritic(critic_model, critic_proc, "training")
-    agreement = critic_agreement(critic, val)
+    agreement = critic_agreement(critic, val, target=cfg.critic_target)
     log(f"[eval] critic vs truth on val: {json.dumps(agreement)}")
     before_model, before_proc = load_vlm(resolve(cfg.policy), None, device)
     before = score_prompts(vlm_prompts(before_model, before_proc, val, True), val)
@@ -238,7 +244,7 @@ def train(cfg: GRPOTrainConfig, log=print) -> tuple[Path, Path]:
         critic_model.to("cpu").save_pretrained(tmp)
         critic_proc.save_pretrained(tmp)
         (tmp / "manifest.json").write_text(json.dumps(training_manifest(
-            "tiny Qwen2.5-VL critic, trained to answer 100 x F1 of a prompt's words vs ZoomWorld truth", cfg, [cstage],
+            f"tiny Qwen2.5-VL critic, trained to answer 100 x {cfg.critic_target} of a prompt's words vs ZoomWorld truth", cfg, [cstage],
             device, wall, agreement_val=agreement), indent=1) + "\n")
     with atomic_dir(Path(cfg.out), kind="weights") as tmp:
         (tmp / "adapter_model.safetensors").write_bytes((adapter / "adapter_model.safetensors").read_bytes())
