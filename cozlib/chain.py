@@ -35,7 +35,7 @@ from .runtime import MAX_SEED
 
 REC_TYPES: tuple[str, ...] = ("nearest", "bicubic", "onestep", "recursive", "recursive_multiscale")
 #: Bump when the chain's outputs change for the same inputs, so old cache entries are not reused.
-CHAIN_FORMAT = 1
+CHAIN_FORMAT = 2
 #: Limits every chain is checked against (``ChainConfig.validate``): a state of 4096^2 px is 48 MB and
 #: each model call grows with it; the deepest zoom is ``geometry.MAX_ZOOM``.
 MAX_PROCESS_SIZE = 4096
@@ -277,7 +277,7 @@ def run_chain(image: Image.Image, config: ChainConfig, backbone=None, extractor=
         zoomed = geometry.resize(crop, size, "bicubic")
         ctx = PromptContext(zoomed=zoomed, step=i, window=windows[i], source=source,
                             previous=prev if config.rec_type == "recursive_multiscale" else None)
-        prompt = with_user_prompt(extractor(ctx), config.user_prompt)
+        prompt = with_user_prompt(extractor(ctx), config.user_prompt, getattr(extractor, "name", "") == "null")
         t1 = time.perf_counter()
         out = backbone.upsample([_sr_input(crop, backbone, size)], [prompt], size,
                                 seed=config.seed * 1000 + i)[0]
@@ -362,7 +362,7 @@ def run_full_image(image: Image.Image, config: ChainConfig, backbone, extractor=
                 window = (x / side, y / side, (x + P) / side, (y + P) / side)
                 ctx = PromptContext(zoomed=zoomed, step=i, window=window, source=dict(source or {}),
                                     previous=prev if config.rec_type == "recursive_multiscale" else None)
-                prompt = with_user_prompt(extractor(ctx), config.user_prompt)
+                prompt = with_user_prompt(extractor(ctx), config.user_prompt, getattr(extractor, "name", "") == "null")
                 out = backbone.upsample([_sr_input(crop, backbone, P)], [prompt], P, seed=config.seed * 1000 + i)[0]
                 o = np.asarray(out, np.float32)
                 acc[y:y + P, x:x + P] += o * w

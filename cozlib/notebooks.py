@@ -3,8 +3,9 @@
 Each notebook has one cell tagged ``parameters``; ``params/*.yaml`` holds one section per notebook
 (its file stem). Before any notebook runs, every section is checked against its notebook's
 parameters cell: unknown keys, values of another type, unknown notebook names and unreadable files
-are errors naming the valid choices. Executed copies go to an output folder, never over the
-source: each is written to a temp file and renamed when papermill finishes.
+are errors naming the valid choices. A notebook whose weights, data or GPU are not on this machine
+(``needs``) is skipped, with what it needs and where to put it. Executed copies go to an output folder,
+never over the source: each is written to a temp file and renamed when papermill finishes.
 """
 from __future__ import annotations
 
@@ -117,7 +118,9 @@ def run_all(params_file: str, out_dir: str, names: list[str] | None = None,
     """Execute every notebook (or the named ones) with its section of ``params_file`` (and ``extra``,
     for the notebooks that have those parameters); with ``workers`` > 1, that many kernels side by
     side (the notebooks do not read each other's output). Every section is checked before the first
-    notebook starts."""
+    notebook starts; a notebook whose weights, data or GPU are missing (``needs.missing``) is
+    skipped with what it needs printed (returned with time None)."""
+    from .needs import missing, report
     from concurrent.futures import ThreadPoolExecutor, as_completed
     params = load_params(params_file)
     paths = notebook_paths(names)
@@ -131,6 +134,10 @@ def run_all(params_file: str, out_dir: str, names: list[str] | None = None,
         declared = notebook_defaults(nb)
         sections[nb] = {**params.get(nb.stem, {}), **{k: v for k, v in (extra or {}).items() if k in declared}}
         check_section(nb, sections[nb])
+    skipped = {nb: need for nb in paths if (need := missing(sections[nb]))}
+    for nb, need in skipped.items():
+        print(report(nb.stem, need), flush=True)
+    paths = [nb for nb in paths if nb not in skipped]
 
     def one(nb: Path) -> tuple[str, float]:
         t0 = time.perf_counter()
@@ -146,7 +153,7 @@ def run_all(params_file: str, out_dir: str, names: list[str] | None = None,
             f.result()  # the first failure stops the run: notebooks not started yet are cancelled
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    return [f.result() for f in futures]
+    return [f.result() for f in futures] + [(nb.name, None) for nb in skipped]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,8 +175,10 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--workers must be 1 to 8, got {a.workers}")
         check_writable_dir(resolve(a.out))
         t0 = time.perf_counter()
-        run_all(a.params, a.out, a.names or None, workers=a.workers)
-        print(f"[notebooks] all done in {time.perf_counter() - t0:.0f} s")
+        done = run_all(a.params, a.out, a.names or None, workers=a.workers)
+        skipped = [name for name, took in done if took is None]
+        print(f"[notebooks] {len(done) - len(skipped)} ran in {time.perf_counter() - t0:.0f} s"
+              + (f"; {len(skipped)} skipped for missing weights, data or GPU (listed above)" if skipped else ""))
         return 0
     return guarded(run, debug=a.debug)
 

@@ -60,10 +60,9 @@ def _better(a: float, b: float, lower: bool = True) -> bool:
 # -- one function per entry: figures dir -> Verdict -------------------------------------------------
 
 def _fig1(f: Path) -> Verdict:
-    r = _row(_table(f, "table1_prompts_zoomworld"), "method", "CoZ VLM GRPO (OSEDiff)")
-    z = _last_zoom(r, "TEXTURE")
-    return Verdict(SHOWN, f"a teaser, no claim to test; its ZoomWorld chain is {_num(r[f'TEXTURE {z}']):.3f} "
-                          f"texture distance from the truth at {z}")
+    last = _table(f, "figure3_detail")[-1]   # the same chains (AR-2 with the GRPO-tuned VLM's prompts)
+    return Verdict(SHOWN, f"a teaser, no claim to test; its ZoomWorld chains are {_num(last['texture AR-2']):.3f} "
+                          f"texture distance from the truth at {last['zoom']}")
 
 
 def _fig2(f: Path) -> Verdict:
@@ -230,7 +229,7 @@ class Entry:
 PAPER = "notebook {} with params/paper.yaml"
 ENTRIES: tuple[Entry, ...] = (
     Entry("Figure 1", "photos zoomed to 64x and 256x stay sharp, drawn as zoom chains of boxes and lines",
-          "07_paper_figures", ("figure1_photo.png", "figure1_zoomworld.png", "table1_prompts_zoomworld.csv"),
+          "07_paper_figures", ("figure1_photo.png", "figure1_zoomworld.png", "figure3_detail.csv"),
           PAPER.format("07"), _fig1),
     Entry("Figure 2", "a 4x model pushed to 16x in one step blurs; the chain with prompts does not",
           "07_paper_figures", ("figure2_onestep_vs_chain.png", "figure2_onestep_vs_chain.csv"), PAPER.format("07"), _fig2),
@@ -262,8 +261,8 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("Appendix: overlap consistency", "full-image tiling is consistent where tiles overlap",
           "07_paper_figures", ("overlap_consistency.csv",), PAPER.format("07"), _overlap),
     Entry("Appendix: runtime", "the VLM's time dominates a step",
-          "07_paper_figures", ("runtime_step.csv",), "the same function on a GPU; the column of the record "
-          "bench/results/h200-step_parts-paper-config.csv is its column", _runtime),
+          "07_paper_figures", ("runtime_step.csv",), "notebook 07 with params/paper.yaml times the real models; "
+          "until then its GPU column is the record bench/results/h200-step_parts-paper-config.csv", _runtime),
     Entry("User study", "raters prefer GRPO-tuned > multi-scale > single-image prompts (MOS, two panels)",
           "07_paper_figures", ("user_study_proxy.csv",), "not measurable here: needs human raters (the table is an "
           "automatic proxy)", _user_study),

@@ -200,6 +200,15 @@ CASES = [
      r"seed must be a whole number from 0"),
     ("train-seed-huge", ["train", "prompts", "--preset", "smoke", "--set", "seed=99999999999999999999999"],
      r"seed must be a whole number from 0"),
+    ("zoom-memory-and-dtype", Z[:2] + ["--backbone", "osediff-demo", "--out", "o", "--memory", "24gb", "--dtype",
+                                       "bfloat16"], r"--memory sets the precision"),
+    ("zoom-lora-path-missing", Z[:2] + ["--backbone", "osediff-sd3", "--out", "o", "--lora-path", "nope.pkl"],
+     r"--lora-path nope.pkl: no such file"),
+    ("zoom-lora-path-demo", Z[:2] + ["--backbone", "osediff-demo", "--out", "o", "--vae-path", "good.png"],
+     r"--vae-path applies to --backbone osediff-sd3"),
+    ("zoom-vlm-lora-on-base", Z + ["--out", "o", "--prompt", "vlm", "--rec-type", "recursive_multiscale",
+                                   "--vlm-lora", "."], r"--vlm-lora applies to --prompt vlm-grpo"),
+    ("zoom-dape-on-a-photo", Z + ["--out", "o", "--prompt", "dape"], r"demo tagger was trained on ZoomWorld only"),
     ("train-grpo-no-policy", ["train", "grpo", "--preset", "smoke", "--set", "policy=nowhere", "out=g", "critic_out=c",
                               "work=gw"], r"policy nowhere: no model folder"),
 ]
@@ -267,13 +276,14 @@ def test_a_corrupt_chain_cache_is_rebuilt_with_a_warning(place, capsys):
     assert main(args) == 0
     (entry,) = [p for p in Path("cache").iterdir() if not p.name.startswith(".")]
     good = (entry / "scale2.png").read_bytes()
-    for breakage in ("{not json", json.dumps({"format": 1})):   # broken JSON, a missing key
+    from cozlib.chain import CHAIN_FORMAT
+    for breakage in ("{not json", json.dumps({"format": CHAIN_FORMAT})):   # broken JSON, a missing key
         (entry / "meta.json").write_text(breakage)
         capsys.readouterr()
         assert main(args) == 0
         err = capsys.readouterr().err
         assert "warning: chain cache entry" in err and "Traceback" not in err
-        assert (entry / "scale2.png").read_bytes() == good and json.loads((entry / "meta.json").read_text())["format"] == 1
+        assert (entry / "scale2.png").read_bytes() == good and json.loads((entry / "meta.json").read_text())["format"] == CHAIN_FORMAT
 
 
 def test_no_file_can_run_code_every_torch_load_is_weights_only(tmp_path):
@@ -306,7 +316,7 @@ def test_notebook_runner_refuses_bad_params_before_running(tmp_path, capsys):
         p.write_text(text)
         assert main(["--params", str(p), "--out", str(tmp_path / "nb"), "00"]) == 2, name
     assert main(["--params", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "nb")]) == 2
-    assert main(["--params", "params/smoke.yaml", "--out", str(tmp_path / "nb"), "07"]) == 2
+    assert main(["--params", "params/smoke.yaml", "--out", str(tmp_path / "nb"), "08"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 6 and all(line.startswith("error: ") for line in err), err
     assert "stpes" in err[0] and "steps" in err[0] and "unknown notebook" in err[5]
@@ -314,9 +324,18 @@ def test_notebook_runner_refuses_bad_params_before_running(tmp_path, capsys):
 
 
 def _cli(*args, cwd, **kw) -> subprocess.Popen:
+    """``python -m cozlib ARGS`` as a user starts it from a terminal: SIGINT at its default even when the
+    tests themselves run in the background (a shell starts background jobs with SIGINT ignored, and a
+    child inherits that; Python then installs no KeyboardInterrupt)."""
     env = {**os.environ, "COZ_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    then = kw.pop("preexec_fn", None)
+
+    def start() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if then is not None:
+            then()
     return subprocess.Popen([sys.executable, "-m", "cozlib", *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kw)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=start, **kw)
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])

@@ -112,3 +112,22 @@ def test_the_book_leaves_out_library_warnings_and_machine_paths():
         nbformat.v4.new_output("stream", name="stdout", text=f"wrote {project_root()}/figures/a.png\n")])])
     outs = published(nb).cells[0].outputs
     assert [o.text for o in outs] == ["skipped musiq: needs a file in ~/.cache/torch\n", "wrote ./figures/a.png\n"]
+
+
+def test_paper_params_without_weights_run_nothing_and_say_what_each_notebook_needs(tmp_path, monkeypatch, capsys):
+    """Issue 26: `python -m cozlib.notebooks --params params/paper.yaml` on a machine without the paper's
+    weights, data or GPU skips every notebook, each with what it needs and where to put it."""
+    from cozlib.needs import missing
+    monkeypatch.setenv("COZ_DATA", str(tmp_path / "no-data"))
+    for var in ("COZ_SD3", "COZ_VLM", "COZ_CRITIC", "COZ_OSEDIFF_LORA"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)  # the release's ckpt/ folder is looked for here
+    done = run_all("params/paper.yaml", str(tmp_path / "out"))
+    assert sorted(name for name, _ in done) == sorted(p.name for p in NOTEBOOKS)
+    assert all(took is None for _, took in done) and not (tmp_path / "out").exists()
+    said = capsys.readouterr().out
+    assert said.count("skipped; it needs:") == len(NOTEBOOKS)
+    assert "COZ_SD3" in said and "DIV2K" in said and "adapter_config.json" in said
+    # the demo sections need nothing that is not committed
+    demo = load_params(ROOT / "params/demo.yaml")
+    assert {stem: missing({**section, "device": "cpu"}) for stem, section in demo.items()} == {s: [] for s in demo}

@@ -6,6 +6,7 @@ import pickle
 
 import pytest
 import torch
+from PIL import Image
 
 from cozlib.backbones.osediff import OSEDiffOptions, load_osediff, vae_encoder_lora_names
 from cozlib.geometry import gaussian_weights, tile_starts
@@ -190,3 +191,54 @@ def test_vae_tiling_option_tiles_large_images_only(sd3_folder, official_files):
         assert tiled.decode(tiled.encode(big)).shape == big.shape
     with pytest.raises(ConfigError, match="vae_tile"):
         load_osediff(sd3_folder, lora, venc, name="t", device="cpu", options=OSEDiffOptions(vae_tile=30))
+
+
+def test_memory_profiles_set_precision_and_t5_and_the_identity_says_so():
+    from cozlib.backbones import make_backbone
+    from cozlib.backbones.osediff.load import placement
+    from cozlib.memory import PROFILES
+    assert placement(memory="official") == ("float32", "float16", False, False)
+    assert placement(memory="8gb") == ("bfloat16", "bfloat16", True, True)
+    assert placement("bfloat16") == ("bfloat16", "bfloat16", False, False)
+    with pytest.raises(ConfigError, match="unknown memory profile 'huge'; choose one of: official"):
+        placement(memory="huge")
+    with pytest.raises(ConfigError, match="text_dtype must be"):
+        placement(text_dtype="int8")
+    assert set(PROFILES) == {"official", "fast", "24gb", "8gb"}
+    lazy = make_backbone("osediff-demo", device="cpu", lazy=True, memory="8gb")
+    model = make_backbone("osediff-demo", device="cpu", memory="8gb")
+    assert lazy.identity() == model.identity() and ":bfloat16:t5=False:" in model.identity()
+    assert model.pipe.text_encoder_3 is None and model.transformer.dtype == torch.bfloat16
+    out = model.upsample([Image.new("RGB", (64, 64), (120, 90, 60))], ["strawberry"], 64)[0]
+    assert out.size == (64, 64)
+    official = make_backbone("osediff-demo", device="cpu", lazy=True, memory="official").identity()
+    assert ":float32:text=float16:t5=True:" in official   # fp16 text encoders change the outputs: a new key
+
+
+def test_official_lora_files_load_by_path_under_any_name(sd3_folder, official_files, tmp_path, monkeypatch):
+    """The official CLI's --lora_path / --vae_path: the files themselves, renamed."""
+    import shutil
+    from cozlib.backbones import make_backbone
+    lora, venc, _ = official_files
+    a, b = tmp_path / "my_sr.pkl", tmp_path / "my_vae.pt"
+    shutil.copy(lora, a)
+    shutil.copy(venc, b)
+    by_dir = make_backbone("osediff-sd3", device="cpu", weights=str(sd3_folder), lora_dir=str(lora.parent))
+    by_path = make_backbone("osediff-sd3", device="cpu", weights=str(sd3_folder), lora_path=str(a), vae_path=str(b))
+    sd = by_dir.transformer.state_dict()
+    assert all(torch.equal(v, sd[k]) for k, v in by_path.transformer.state_dict().items())
+
+
+def test_the_paper_memory_bench_runs_its_code_path_at_tiny_sizes(tmp_path):
+    """bench/paper_memory.py (the GPU measurement of the memory profiles) on the CPU at tiny sizes:
+    the folders it writes load through load_osediff / make_vlm_prompt and a chain runs per profile."""
+    import importlib.util
+    import json
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location("paper_memory", Path(__file__).parents[1] / "bench" / "paper_memory.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--tiny", "--device", "cpu", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "w"),
+                       "--profiles", "official", "8gb", "--steps", "1"]) == 0
+    rows = json.loads((tmp_path / "out" / "cpu-paper_memory-tiny.json").read_text())
+    assert [r["profile"] for r in rows] == ["official", "8gb"] and all(r["chain_s"] > 0 for r in rows)

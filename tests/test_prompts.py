@@ -197,8 +197,11 @@ def test_tagger_round_trip_and_prompt(tmp_path):
     t2 = Tagger.load(tmp_path / "dape")
     imgs = _images(3, 96)
     assert torch.allclose(t.probabilities(imgs), t2.probabilities(imgs))
-    p = DapePrompt(t2, "x")(PromptContext(zoomed=imgs[0], previous=None, step=1, window=(0, 0, 1, 1)))
+    p = DapePrompt(t2, "x")(PromptContext(zoomed=imgs[0], previous=None, step=1, window=(0, 0, 1, 1),
+                                          source={"world_seed": 3}))
     assert all(w in words for w in p.split(", ") if w)
+    with pytest.raises(ConfigError, match="trained on ZoomWorld only"):   # the demo tagger on a photo
+        DapePrompt(t2, "x")(PromptContext(zoomed=imgs[0], previous=None, step=1, window=(0, 0, 1, 1)))
     with pytest.raises(MissingWeightsError, match="make weights"):
         Tagger.load(tmp_path / "absent")
 
@@ -245,3 +248,56 @@ def test_chat_habits_are_what_the_grpo_rewards_remove():
         assert all(o.endswith("cat, fur, hairs") for o in leads)
         assert all(clean_prompt(o) == "cat, fur, hairs" for o in runs)
     assert chat_habit("", rng) == ""
+
+
+#: The released adapter's adapter_config.json (ckpt/VLM_LoRA/checkpoint-10000), fields that matter.
+RELEASE_ADAPTER = {"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": 8, "lora_alpha": 32, "lora_dropout": 0.05,
+                   "bias": "none", "init_lora_weights": True, "inference_mode": True, "fan_in_fan_out": False,
+                   "modules_to_save": [], "use_dora": False, "use_rslora": False,
+                   "target_modules": "^(model).*\\.(q_proj|o_proj|gate_proj|down_proj|k_proj|up_proj|v_proj)$"}
+
+
+def test_release_format_adapter_changes_the_language_model_only(released_layout, tmp_path):
+    """The release's exact config (its target regex also matches the vision MLP under transformers 5
+    names) with tensors under transformers 4.x key names: each merged weight moves by exactly
+    alpha / r x B A, and the vision tower stays as it was."""
+    import re
+    from safetensors.torch import save_file
+    from cozlib.prompts.vlm import load_vlm
+    folder, _ = released_layout
+    base, _ = load_vlm(folder, None, "cpu")
+    lm = re.compile(r"model\.language_model\.layers\.(\d+)\.(self_attn|mlp)\.(q|k|v|o|gate|up|down)_proj$")
+    gen = torch.Generator().manual_seed(0)
+    tensors, expected = {}, {}
+    for name, mod in base.named_modules():
+        m = lm.match(name)
+        if m is None:
+            continue
+        a = torch.randn(8, mod.in_features, generator=gen) * 0.05
+        b = torch.randn(mod.out_features, 8, generator=gen) * 0.05
+        old = f"base_model.model.model.layers.{m.group(1)}.{m.group(2)}.{m.group(3)}_proj"   # 4.x names
+        tensors[f"{old}.lora_A.weight"], tensors[f"{old}.lora_B.weight"] = a, b
+        expected[name] = mod.weight.detach().clone() + (32 / 8) * b @ a
+    adapter = tmp_path / "checkpoint-10000"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({**RELEASE_ADAPTER, "base_model_name_or_path": str(folder)}))
+    save_file(tensors, str(adapter / "adapter_model.safetensors"))
+    vision_before = {k: v.clone() for k, v in base.model.visual.state_dict().items()}
+    tuned, _ = load_vlm(folder, adapter, "cpu")
+    mods = dict(tuned.named_modules())
+    assert len(expected) == 7 * TINY["qwen_vl"]["text"]["num_hidden_layers"]
+    for name, w in expected.items():
+        assert torch.allclose(mods[name].weight, w, atol=1e-5), name
+    for k, v in tuned.model.visual.state_dict().items():
+        assert torch.equal(v, vision_before[k]), k
+
+
+def test_paper_scale_vlm_rows_are_the_base_model(released_layout):
+    """Notebooks 02 and 03 pass one set of options (vlm, vlm_lora) to every extractor: only vlm-grpo
+    takes the adapter, so the "before GRPO" rows are the base model."""
+    folder, adapter = released_layout
+    opts = {"vlm": str(folder), "vlm_lora": str(adapter)}
+    base = make_prompt_extractor("vlm", device="cpu", lazy=True, **opts)
+    plain = make_prompt_extractor("vlm", device="cpu", lazy=True, vlm=str(folder))
+    tuned = make_prompt_extractor("vlm-grpo", device="cpu", lazy=True, **opts)
+    assert base.identity() == plain.identity() != tuned.identity()

@@ -38,9 +38,17 @@ def add_parsers(sub) -> None:
                    help="weights folder of an OSEDiff backbone (osediff-sd3: the SD3 diffusers folder; "
                         "osediff-demo: default data/weights/osediff-demo)")
     z.add_argument("--lora-dir", default=None, help="osediff-sd3: folder holding model_20001.pkl and vae_encoder_20001.pt")
+    z.add_argument("--lora-path", default=None, help="osediff-sd3: the SR LoRA file itself, any name (official "
+                                                     "--lora_path; default: model_20001.pkl under --lora-dir)")
+    z.add_argument("--vae-path", default=None, help="osediff-sd3: the VAE-encoder LoRA file itself, any name (official "
+                                                    "--vae_path; default: vae_encoder_20001.pt under --lora-dir)")
     z.add_argument("--dtype", default=None, choices=("float32", "bfloat16"), help="OSEDiff backbones' precision")
     z.add_argument("--drop-t5", action="store_true", help="OSEDiff: leave T5 out (zeros in its place; saves ~9 GB)")
     z.add_argument("--offload", action="store_true", help="OSEDiff: keep models on the CPU until each runs (small GPUs)")
+    z.add_argument("--memory", default=None, choices=("official", "fast", "24gb", "8gb"),
+                   help="paper scale on one GPU: official (fp32 SR, fp16 text encoders; the osediff-sd3 default on a "
+                        "GPU), fast (bf16, all resident), 24gb (one model on the GPU at a time), 8gb (24gb without T5); "
+                        "see cozlib/memory.py")
     z.add_argument("--vlm", default=None,
                    help="--prompt vlm/vlm-single: a Qwen2.5-VL folder or cached repo id (default: the demo VLM, "
                         "data/weights/vlm-demo; also COZ_VLM)")
@@ -92,9 +100,19 @@ def _check_arguments(args: argparse.Namespace):
         raise ConfigError(f"unknown backbone {args.backbone!r}; choose one of: {', '.join(sorted(backbones()))} "
                           f"(`python -m cozlib list` shows what each needs)")
     options = _backbone_options(args)
-    if options and not args.backbone.startswith("osediff"):
-        raise ConfigError(f"--weights/--lora-dir/--dtype/--drop-t5/--offload apply to the osediff backbones, "
-                          f"not {args.backbone!r}")
+    if args.memory and (args.dtype or args.drop_t5 or args.offload):
+        raise ConfigError("--memory sets the precision, T5 and offloading: leave out --dtype, --drop-t5 and --offload, "
+                          "or --memory")
+    if {k: v for k, v in options.items() if k != "memory"} and not args.backbone.startswith("osediff"):
+        raise ConfigError(f"--weights/--lora-dir/--lora-path/--vae-path/--dtype/--drop-t5/--offload apply to the "
+                          f"osediff backbones, not {args.backbone!r}")
+    for flag, path in (("--lora-dir", args.lora_dir), ("--lora-path", args.lora_path), ("--vae-path", args.vae_path)):
+        if path is not None and args.backbone != "osediff-sd3":
+            raise ConfigError(f"{flag} applies to --backbone osediff-sd3 (the official LoRA files), not {args.backbone}")
+    for flag, path in (("--lora-path", args.lora_path), ("--vae-path", args.vae_path)):
+        if path is not None and not Path(path).is_file():
+            raise ConfigError(f"{flag} {path}: no such file; give the official LoRA file itself "
+                              f"(e.g. ckpt/SR_LoRA/model_20001.pkl, ckpt/SR_VAE/vae_encoder_20001.pt)")
     for flag, path in (("--weights", args.weights if args.backbone.startswith("osediff-demo") else None),
                        ("--lora-dir", args.lora_dir), ("--vlm-lora", args.vlm_lora)):
         if path is not None and not Path(path).is_dir():
@@ -103,8 +121,9 @@ def _check_arguments(args: argparse.Namespace):
     for flag, option, given in (("--vlm", "vlm", args.vlm), ("--vlm-lora", "vlm_lora", args.vlm_lora),
                                 ("--max-new-tokens", "max_new_tokens", args.max_new_tokens)):
         if given is not None and option not in info.options:
-            raise ConfigError(f"{flag} applies to --prompt vlm, vlm-single and vlm-grpo, not "
-                              f"{parse_prompt_spec(args.prompt)[0]}; leave it out")
+            takes = "--prompt vlm-grpo (the base model is --prompt vlm)" if option == "vlm_lora" else \
+                "--prompt vlm, vlm-single and vlm-grpo"
+            raise ConfigError(f"{flag} applies to {takes}, not {parse_prompt_spec(args.prompt)[0]}; leave it out")
     if args.max_new_tokens is not None and not 1 <= args.max_new_tokens <= 1024:
         raise ConfigError(f"--max-new-tokens must be a whole number from 1 to 1024, got {args.max_new_tokens}")
     if args.full_image:
@@ -128,7 +147,8 @@ def _check_arguments(args: argparse.Namespace):
 
 
 def _backbone_options(args) -> dict:
-    options = {k: v for k, v in (("weights", args.weights), ("lora_dir", args.lora_dir), ("dtype", args.dtype))
+    options = {k: v for k, v in (("weights", args.weights), ("lora_dir", args.lora_dir), ("lora_path", args.lora_path),
+                                 ("vae_path", args.vae_path), ("dtype", args.dtype), ("memory", args.memory))
                if v is not None}
     options.update({k: True for k in ("drop_t5", "offload") if getattr(args, k)})
     return options
@@ -171,8 +191,11 @@ def run(args: argparse.Namespace) -> int:
     config = _check_arguments(args)
     inputs = _check_inputs(args, config)
     extractor = make_prompt_extractor(args.prompt, device=args.device, vlm=args.vlm, vlm_lora=args.vlm_lora,
-                                      max_new_tokens=args.max_new_tokens)
-    backbone = make_backbone(args.backbone, device=args.device, **_backbone_options(args)) if config.uses_backbone else None
+                                      max_new_tokens=args.max_new_tokens, memory=args.memory)
+    options = _backbone_options(args)
+    if not args.backbone.startswith("osediff"):
+        options.pop("memory", None)  # --memory places the VLM too; the other backbones are small
+    backbone = make_backbone(args.backbone, device=args.device, **options) if config.uses_backbone else None
     cache = ChainCache(args.cache) if args.cache else None
     out = Path(args.out)
     bar = tqdm(total=len(inputs) * config.steps, desc="zoom", unit="step", file=sys.stderr)

@@ -99,15 +99,19 @@ class MethodModels:
     """The backbones and extractors of a set of methods, each built once (lazily: a chain found in the
     cache loads nothing) and shared between methods: direct SR and CoZ share their first SR call."""
 
-    def __init__(self, device: str = "auto", prompt_options: Mapping[str, object] | None = None) -> None:
+    def __init__(self, device: str = "auto", prompt_options: Mapping[str, object] | None = None,
+                 backbone_options: Mapping[str, object] | None = None) -> None:
         self.device, self.prompt_options = device, dict(prompt_options or {})
+        #: options of the OSEDiff backbones (e.g. ``memory``, a ``cozlib.memory`` profile); None values left out
+        self.backbone_options = {k: v for k, v in (backbone_options or {}).items() if v is not None}
         self._backbones: dict[str, _MemoBackbone] = {}
         self._extractors: dict[str, object] = {}
 
     def backbone(self, name: str) -> _MemoBackbone:
         from ..backbones import make_backbone
         if name not in self._backbones:
-            self._backbones[name] = _MemoBackbone(make_backbone(name, device=self.device, lazy=True))
+            options = self.backbone_options if name.startswith("osediff") else {}
+            self._backbones[name] = _MemoBackbone(make_backbone(name, device=self.device, lazy=True, **options))
         return self._backbones[name]
 
     def extractor(self, spec: str):
@@ -124,13 +128,14 @@ class MethodModels:
 
 def run_methods(images: Mapping[str, Image.Image], methods: Sequence[Method], config: ChainConfig,
                 cache: ChainCache | None, device: str = "auto", progress: bool = True,
-                sources: Mapping[str, dict] | None = None,
-                prompt_options: Mapping[str, object] | None = None) -> dict[tuple[str, str], ChainResult]:
+                sources: Mapping[str, dict] | None = None, prompt_options: Mapping[str, object] | None = None,
+                backbone_options: Mapping[str, object] | None = None) -> dict[tuple[str, str], ChainResult]:
     """Every (image name, method label) chain; each backbone and extractor is built once.
     ``sources`` adds what an extractor may need per image (``{"world_seed": S}`` for ZoomWorld);
-    ``prompt_options`` go to the extractors that take them (e.g. ``vlm=DIR`` for Qwen2.5-VL-3B)."""
+    ``prompt_options`` go to the extractors that take them (e.g. ``vlm=DIR`` for Qwen2.5-VL-3B),
+    ``backbone_options`` to the OSEDiff backbones (e.g. ``memory="24gb"``)."""
     from tqdm.auto import tqdm
-    models = MethodModels(device, prompt_options)
+    models = MethodModels(device, prompt_options, backbone_options)
     results: dict[tuple[str, str], ChainResult] = {}
     jobs = [(name, m) for name in images for m in methods]
     for name, m in tqdm(jobs, desc="chains", disable=not progress):

@@ -58,6 +58,10 @@ class ExtractorInfo:
 
 
 _REGISTRY: dict[str, ExtractorInfo] = {}
+#: Why an extractor that needs ZoomWorld inputs needs them, when it is not the true words.
+WORLD_ONLY = {"dape": "the demo tagger was trained on ZoomWorld only. The paper's DAPE (RAM Swin-L with SeeSR's "
+                      "DAPE weights) cannot run here: its code is not installable; wrap it as prompts.dape.DapePrompt "
+                      "(any object with tags(images)) in your own code, or use --prompt vlm-single / vlm / null"}
 
 
 def register(name: str, summary: str, availability: Callable[[], str | None] = lambda: None,
@@ -100,7 +104,8 @@ def check_prompt_spec(spec: str, rec_type: str | None = None, world: bool | None
             raise ConfigError(f"--prompt {name} is multi-scale: it reads the coarser state, which only "
                               f"--rec-type recursive_multiscale gives it; use that, or --prompt vlm-single")
     if world is False and "world" in info.needs:
-        raise ConfigError(f"--prompt {name} needs ZoomWorld inputs (world:SEED): only there are the true words known")
+        raise ConfigError(f"--prompt {name} needs ZoomWorld inputs (world:SEED): " + WORLD_ONLY.get(
+            name, "only there are the true words known"))
     return info
 
 
@@ -153,8 +158,11 @@ def extract_many(extractor: PromptExtractor, contexts: Sequence[PromptContext], 
     return out
 
 
-def with_user_prompt(extracted: str, user_prompt: str | None) -> str:
-    """The official composition: "{extracted}, {user_prompt}," when a user prompt is given."""
+def with_user_prompt(extracted: str, user_prompt: str | None, null: bool = False) -> str:
+    """The official composition: "{extracted}, {user_prompt}," when a user prompt is given; with the
+    null prompt source (``null``) the user prompt alone, as the official ``prompt_type null``."""
     if not user_prompt:
         return extracted
+    if null:
+        return user_prompt
     return f"{extracted}, {user_prompt},"

@@ -93,9 +93,13 @@ class DapePrompt:
         return f"dape:{self.weights_id}"
 
     def __call__(self, ctx: PromptContext) -> str:
-        return self.tagger.tags([ctx.zoomed])[0]
+        return self.batch([ctx])[0]
 
     def batch(self, contexts: list[PromptContext]) -> list[str]:
+        if isinstance(self.tagger, Tagger) and not all("world_seed" in c.source for c in contexts):
+            from ..errors import ConfigError
+            from . import WORLD_ONLY
+            raise ConfigError(f"--prompt dape needs ZoomWorld inputs (world:SEED): {WORLD_ONLY['dape']}")
         return self.tagger.tags([c.zoomed for c in contexts])
 
 
@@ -113,8 +117,9 @@ def _identity(arg: str | None = None, device: str = "auto", **options) -> str:
     return f"dape:{folder_hash(demo_folder())}"
 
 
-@register("dape", "a DAPE-like tagger of the zoomed input alone (demo: a CNN trained on ZoomWorld; "
-                  "RAM/DAPE weights are a pluggable slot)", availability=_availability, identity=_identity)
+@register("dape", "a DAPE-like tagger of the zoomed input alone (demo: a CNN trained on ZoomWorld, ZoomWorld "
+                  "inputs only; RAM/DAPE weights are a pluggable slot)", availability=_availability, identity=_identity,
+          needs=("world",))
 def _dape(arg: str | None = None, device: str = "auto", **options) -> DapePrompt:
     from ..paths import folder_hash
     from ..runtime import resolve_device

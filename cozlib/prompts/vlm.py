@@ -196,12 +196,14 @@ class VLMPrompt:
 
     multiscale: bool
 
-    def __init__(self, model, processor, multiscale: bool, weights_id: str, max_new_tokens: int = 32) -> None:
+    def __init__(self, model, processor, multiscale: bool, weights_id: str, max_new_tokens: int = 32,
+                 offload_device: str | None = None) -> None:
         self.model, self.processor = model, processor
         self.multiscale = multiscale
         self.name = "vlm" if multiscale else "vlm-single"
         self.weights_id = weights_id
         self.max_new_tokens = max_new_tokens
+        self.offload_device = offload_device  # the model waits on the CPU and runs there (``memory`` profiles)
 
     def identity(self) -> str:
         return f"{self.name}:{self.weights_id}:{self.max_new_tokens}"
@@ -233,10 +235,19 @@ class VLMPrompt:
                 raise ConfigError(f"{self.name} takes {n} image(s) per prompt, got {len(imgs)}")
         text = self.processor.apply_chat_template(vlm_messages(self.multiscale), add_generation_prompt=True,
                                                   tokenize=False)
-        inputs = self.processor(text=[text] * len(image_lists), images=[[im.convert("RGB") for im in imgs] for imgs in image_lists],
-                                return_tensors="pt", padding=True).to(self.model.device)
-        with torch.inference_mode():
-            out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
+        if self.offload_device:
+            self.model.to(self.offload_device)
+        try:
+            inputs = self.processor(text=[text] * len(image_lists),
+                                    images=[[im.convert("RGB") for im in imgs] for imgs in image_lists],
+                                    return_tensors="pt", padding=True).to(self.model.device)
+            with torch.inference_mode():
+                out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
+        finally:
+            if self.offload_device:  # back to the CPU, its GPU memory free for the SR model
+                self.model.to("cpu")
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
         return self.processor.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
 
 
@@ -287,7 +298,7 @@ def vlm_files(multiscale: bool, vlm: str | None = None, vlm_lora: str | None = N
 
 
 def vlm_identity(multiscale: bool, vlm: str | None = None, vlm_lora: str | None = None, max_new_tokens: int = 32,
-                 grpo: bool = False) -> str:
+                 grpo: bool = False, memory: str | None = None) -> str:
     """The extractor's identity (``VLMPrompt.identity``) without loading it."""
     from ..paths import folder_hash
     folder, lora = vlm_files(multiscale, vlm, vlm_lora, grpo)
@@ -296,34 +307,40 @@ def vlm_identity(multiscale: bool, vlm: str | None = None, vlm_lora: str | None 
 
 
 def make_vlm_prompt(multiscale: bool, device: str = "auto", vlm: str | None = None, vlm_lora: str | None = None,
-                    max_new_tokens: int = 32, grpo: bool = False) -> VLMPrompt:
-    """The extractor of ``vlm_files``, loaded."""
+                    max_new_tokens: int = 32, grpo: bool = False, memory: str | None = None) -> VLMPrompt:
+    """The extractor of ``vlm_files``, loaded; a ``cozlib.memory`` profile with ``vlm_offload`` keeps it on
+    the CPU between its calls on a GPU (placement only: the identity and the answers do not change)."""
+    from ..memory import profile
     from ..paths import folder_hash
+    from ..runtime import resolve_device
     folder, vlm_lora = vlm_files(multiscale, vlm, vlm_lora, grpo)
-    model, proc = load_vlm(folder, vlm_lora, device)
+    device = resolve_device(device)
+    prof = profile(memory)
+    offload = device if prof is not None and prof.vlm_offload and device.startswith("cuda") else None
+    model, proc = load_vlm(folder, vlm_lora, "cpu" if offload else device, "bfloat16" if offload else "auto")
     extra = [Path(vlm_lora)] if vlm_lora else []
-    ex = VLMPrompt(model, proc, multiscale, folder_hash(Path(folder), extra), max_new_tokens)
+    ex = VLMPrompt(model, proc, multiscale, folder_hash(Path(folder), extra), max_new_tokens, offload)
     if grpo:
         ex.name = "vlm-grpo"
     return ex
 
 
 @register("vlm", "Qwen2.5-VL, multi-scale message (coarser state + zoomed input); demo weights, or --vlm DIR",
-          availability=_demo_availability, options=("vlm", "vlm_lora", "max_new_tokens"), needs=("multiscale",),
+          availability=_demo_availability, options=("vlm", "max_new_tokens", "memory"), needs=("multiscale",),
           identity=lambda arg=None, device="auto", **o: vlm_identity(True, **o))
 def _vlm(arg: str | None = None, device: str = "auto", **options) -> VLMPrompt:
     return make_vlm_prompt(True, device, **options)
 
 
 @register("vlm-single", "Qwen2.5-VL, single-image message (zoomed input only); demo weights, or --vlm DIR",
-          availability=_demo_availability, options=("vlm", "vlm_lora", "max_new_tokens"),
+          availability=_demo_availability, options=("vlm", "max_new_tokens", "memory"),
           identity=lambda arg=None, device="auto", **o: vlm_identity(False, **o))
 def _vlm_single(arg: str | None = None, device: str = "auto", **options) -> VLMPrompt:
     return make_vlm_prompt(False, device, **options)
 
 
 @register("vlm-grpo", "Qwen2.5-VL multi-scale with the GRPO LoRA adapter (demo adapter, or --vlm DIR --vlm-lora DIR)",
-          availability=_grpo_availability, options=("vlm", "vlm_lora", "max_new_tokens"), needs=("multiscale",),
+          availability=_grpo_availability, options=("vlm", "vlm_lora", "max_new_tokens", "memory"), needs=("multiscale",),
           identity=lambda arg=None, device="auto", **o: vlm_identity(True, grpo=True, **o))
 def _vlm_grpo(arg: str | None = None, device: str = "auto", **options) -> VLMPrompt:
     return make_vlm_prompt(True, device, grpo=True, **options)

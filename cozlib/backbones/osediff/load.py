@@ -39,13 +39,15 @@ def resolve_sd3(source: str | os.PathLike | None) -> str:
 
 def load_osediff(folder: str | os.PathLike, lora: str | os.PathLike | None, vae_encoder: str | os.PathLike | None,
                  *, name: str, device: str = "auto", dtype: str = "float32", drop_t5: bool = False,
-                 text_device: str | None = None, offload: bool = False,
-                 options: OSEDiffOptions | None = None) -> OSEDiffSD3:
+                 text_device: str | None = None, offload: bool = False, text_dtype: str | None = None,
+                 memory: str | None = None, options: OSEDiffOptions | None = None) -> OSEDiffSD3:
     """Build an OSEDiffSD3 from a diffusers SD3 folder and the two official-format LoRA files.
 
-    ``dtype`` float32 or bfloat16; ``drop_t5`` leaves T5 out (zeros in its place, as diffusers does);
+    ``dtype`` float32, bfloat16 or float16 (transformer, VAE) and ``text_dtype`` (the text encoders;
+    default ``dtype``); ``drop_t5`` leaves T5 out (zeros in its place, as diffusers does);
     ``text_device`` puts the text encoders elsewhere (e.g. ``cpu`` or ``cuda:1``: the official
-    two-GPU layout); ``offload`` moves each model to the GPU only while it runs (small GPUs).
+    two-GPU layout); ``offload`` moves each model to the GPU only while it runs (small GPUs);
+    ``memory`` a ``cozlib.memory`` profile, which sets all of these.
     """
     import torch
     import diffusers
@@ -57,8 +59,8 @@ def load_osediff(folder: str | os.PathLike, lora: str | os.PathLike | None, vae_
     folder = Path(folder)
     options = options or OSEDiffOptions.from_folder(folder)
     device = resolve_device(device)
-    if dtype not in ("float32", "bfloat16", "float16"):
-        raise ConfigError(f"dtype must be float32, bfloat16 or float16, got {dtype!r}")
+    dtype, text_dtype, drop_t5, offload = placement(dtype, text_dtype, drop_t5, offload, memory)
+    offload = offload and device.startswith("cuda")  # on the CPU everything already is where it runs
     torch_dtype = getattr(torch, dtype)
     kw = {"text_encoder_3": None, "tokenizer_3": None} if drop_t5 else {}
     try:
@@ -66,6 +68,9 @@ def load_osediff(folder: str | os.PathLike, lora: str | os.PathLike | None, vae_
     except (OSError, ValueError, EnvironmentError) as e:
         raise MissingWeightsError(f"cannot load the diffusers folder {folder}: {e}") from e
     pipe.set_progress_bar_config(disable=True)
+    for enc in (pipe.text_encoder, pipe.text_encoder_2, pipe.text_encoder_3):
+        if enc is not None and text_dtype != dtype:
+            enc.to(dtype=getattr(torch, text_dtype))
     names = add_transformer_lora(pipe.transformer, options.lora_rank,
                                  adaln_linear_names(pipe.transformer) + list(options.extra_lora_targets))
     add_vae_encoder_lora(pipe.vae, options.vae_lora_rank)
@@ -87,7 +92,7 @@ def load_osediff(folder: str | os.PathLike, lora: str | os.PathLike | None, vae_
         for enc in (pipe.text_encoder, pipe.text_encoder_2, pipe.text_encoder_3):
             if enc is not None:
                 enc.to(text_device)
-    ident = osediff_identity(name, folder, lora, vae_encoder, dtype, drop_t5, options)
+    ident = osediff_identity(name, folder, lora, vae_encoder, dtype, drop_t5, options, text_dtype)
     model = OSEDiffSD3(pipe, options, name, ident, device, text_device)
     model.lora_targets = names
     if device == "cpu" and not offload:  # the CPU's faster convolution layout for the VAE (inference only)
@@ -96,13 +101,27 @@ def load_osediff(folder: str | os.PathLike, lora: str | os.PathLike | None, vae_
     return model
 
 
+def placement(dtype: str = "float32", text_dtype: str | None = None, drop_t5: bool = False, offload: bool = False,
+              memory: str | None = None) -> tuple[str, str, bool, bool]:
+    """(dtype, text_dtype, drop_t5, offload) from the settings or a ``cozlib.memory`` profile, checked."""
+    from ...memory import profile
+    if (prof := profile(memory)) is not None:
+        dtype, text_dtype, drop_t5, offload = prof.dtype, prof.text_dtype, prof.drop_t5, prof.offload
+    text_dtype = text_dtype or dtype
+    for what, d in (("dtype", dtype), ("text_dtype", text_dtype)):
+        if d not in ("float32", "bfloat16", "float16"):
+            raise ConfigError(f"{what} must be float32, bfloat16 or float16, got {d!r}")
+    return dtype, text_dtype, drop_t5, offload
+
+
 def osediff_identity(name: str, folder: Path, lora, vae_encoder, dtype: str = "float32", drop_t5: bool = False,
-                     options: OSEDiffOptions | None = None) -> str:
-    """What an OSEDiff model's outputs depend on (the chain cache's key): its files, precision, T5, posterior."""
+                     options: OSEDiffOptions | None = None, text_dtype: str | None = None) -> str:
+    """What an OSEDiff model's outputs depend on (the chain cache's key): its files, precisions, T5, posterior."""
     from ...paths import folder_hash
     options = options or OSEDiffOptions.from_folder(Path(folder))
     extra = [Path(p) for p in (lora, vae_encoder) if p is not None]
-    ident = f"{name}:{folder_hash(Path(folder), extra)}:{dtype}:t5={not drop_t5}:{options.posterior}"
+    text = "" if text_dtype in (None, dtype) else f":text={text_dtype}"
+    ident = f"{name}:{folder_hash(Path(folder), extra)}:{dtype}{text}:t5={not drop_t5}:{options.posterior}"
     return ident + (f":vae_tile={options.vae_tile}" if options.vae_tile else "")
 
 
@@ -167,9 +186,10 @@ def _demo_files(weights: str | None, variant: str) -> tuple[Path, Path, Path]:
 
 
 def _demo_identity(device: str = "auto", weights: str | None = None, variant: str = "perceptual", dtype: str = "float32",
-                   drop_t5: bool = False, **_) -> str:
+                   drop_t5: bool = False, text_dtype: str | None = None, memory: str | None = None, **_) -> str:
     folder, lora, venc = _demo_files(weights, variant)
-    return osediff_identity(f"osediff-demo-{variant}", folder, lora, venc, dtype, drop_t5)
+    dtype, text_dtype, drop_t5, _ = placement(dtype, text_dtype, drop_t5, False, memory)
+    return osediff_identity(f"osediff-demo-{variant}", folder, lora, venc, dtype, drop_t5, None, text_dtype)
 
 
 @register("osediff-demo", "OSEDiff on a tiny SD3 trained here on ZoomWorld + photo patches (committed weights)",
@@ -187,11 +207,19 @@ def _osediff_demo_l2(device: str = "auto", weights: str | None = None, **options
 
 @register("osediff-sd3", "OSEDiff on SD3-medium with the official Chain-of-Zoom LoRA (paper scale, GPU)",
           availability=_paper_availability)
-def _osediff_sd3(device: str = "auto", weights: str | None = None, lora_dir: str | None = None, **options) -> OSEDiffSD3:
+def _osediff_sd3(device: str = "auto", weights: str | None = None, lora_dir: str | None = None,
+                 lora_path: str | None = None, vae_path: str | None = None, **options) -> OSEDiffSD3:
+    """``lora_path`` / ``vae_path`` (the official CLI's flags) name the files themselves; otherwise
+    they are found by their release names under ``lora_dir`` (or COZ_OSEDIFF_LORA, default ckpt/)."""
+    from ...runtime import resolve_device
     folder = Path(resolve_sd3(weights))
     ldir = Path(lora_dir or os.environ.get("COZ_OSEDIFF_LORA", "ckpt"))
-    return load_osediff(folder, _find(ldir, PAPER_LORA_FILES[0]), _find(ldir, PAPER_LORA_FILES[1]),
-                        name="osediff-sd3", device=device, **options)
+    lora = Path(lora_path) if lora_path else _find(ldir, PAPER_LORA_FILES[0])
+    venc = Path(vae_path) if vae_path else _find(ldir, PAPER_LORA_FILES[1])
+    chosen = {"memory", "dtype", "text_dtype", "drop_t5", "offload"} & {k for k, v in options.items() if v}
+    if not chosen and resolve_device(device).startswith("cuda"):
+        options["memory"] = "official"  # the official code's precisions on a GPU (fp32 SR, fp16 text encoders)
+    return load_osediff(folder, lora, venc, name="osediff-sd3", device=device, **options)
 
 
 # -- looking inside (notebook 06) ----------------------------------------------------------------
