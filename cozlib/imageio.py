@@ -201,13 +201,15 @@ def pil_to_tensor(img: Image.Image) -> "torch.Tensor":
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).unsqueeze(0)
 
 
-def tensor_to_pil(t: "torch.Tensor") -> Image.Image:
-    """Float tensor [1, 3, H, W] or [3, H, W] in [0, 1] -> 8-bit RGB PIL image (rounded, clamped)."""
+def tensor_to_pil(t: "torch.Tensor", truncate: bool = False) -> Image.Image:
+    """Float tensor [1, 3, H, W] or [3, H, W] in [0, 1] -> 8-bit RGB PIL image (clamped; rounded, or
+    truncated as torchvision's ToPILImage does: the official code's states)."""
     if t.dim() == 4:
         if t.shape[0] != 1:
             raise ValueError(f"tensor_to_pil takes one image, got a batch of {t.shape[0]}")
         t = t[0]
-    arr = (t.detach().float().clamp(0, 1) * 255.0).round().to("cpu").byte().permute(1, 2, 0).numpy()
+    v = t.detach().float().clamp(0, 1) * 255.0
+    arr = (v.floor() if truncate else v.round()).to("cpu").byte().permute(1, 2, 0).numpy()
     return Image.fromarray(arr, "RGB")
 
 

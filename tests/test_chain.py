@@ -155,7 +155,7 @@ def test_full_image_blends_consistent_tiles_back_into_the_whole_upscale(random_i
     """With a backbone whose tiles agree where they overlap (nearest upsampling), the Gaussian blend
     must give exactly the whole-image result; each tile gets its own prompt context."""
     from cozlib import geometry
-    from cozlib.chain import run_full_image
+    from cozlib.full_image import run_full_image
     rec = RecordingExtractor()
     cfg = ChainConfig(rec_type="recursive_multiscale", steps=2, process_size=32, upscale=4)
     res = run_full_image(random_image(), cfg, InterpolationBackbone("nearest"), rec, tile=32, overlap=8)
@@ -170,3 +170,33 @@ def test_full_image_blends_consistent_tiles_back_into_the_whole_upscale(random_i
     assert rec.calls[0].window == (0.0, 0.0, 0.25, 0.25)
     with pytest.raises(ConfigError, match="limit"):
         run_full_image(random_image(), ChainConfig(steps=4, process_size=512), InterpolationBackbone("nearest"))
+
+
+def test_official_full_image_prompts_each_latent_tile_from_x0_and_the_tile(random_image):
+    """The official algorithm (inference_coz_full.py) on the demo OSEDiff: the state enlarged and
+    encoded once, latent tiles flush with the edges, each tile decoded and shown to the extractor after
+    x_0, 16 new tokens by default on the CLI; the blend is the size of the whole upscale."""
+    from cozlib.backbones import make_backbone
+    from cozlib.full_image import run_full_image_latent
+    rec = RecordingExtractor()
+    sr = make_backbone("osediff-demo", device="cpu")
+    cfg = ChainConfig(rec_type="recursive_multiscale", steps=1, process_size=32, upscale=4)
+    res = run_full_image_latent(random_image(), cfg, sr, rec, tile=16, overlap=4)
+    assert [im.size for im in res.states] == [(32, 32), (128, 128)]
+    assert [t["box"][:2] for t in res.tiles[0]] == [(x, y) for y in (0, 12, 16) for x in (0, 12, 16)]
+    assert all(c.previous.size == (32, 32) and c.zoomed.size == (64, 64) for c in rec.calls)  # x_0, the tile
+    with pytest.raises(ConfigError, match="needs an OSEDiff backbone"):
+        run_full_image_latent(random_image(), cfg, InterpolationBackbone("nearest"), rec)
+
+
+def test_zoom_cli_full_image_is_the_official_latent_blend_on_osediff(tmp_path):
+    import json
+    from cozlib.cli import main
+    out = tmp_path / "o"
+    assert main(["zoom", "world:3", "--backbone", "osediff-demo", "--prompt", "vlm", "--full-image", "--steps", "1",
+                 "--process-size", "32", "--latent-tiled-size", "16", "--latent-tiled-overlap", "4",
+                 "--out", str(out)]) == 0
+    tiles = json.loads((out / "world-3" / "tiles.json").read_text())
+    assert len(tiles[0]) == 9 and all(isinstance(t["prompt"], str) for t in tiles[0])
+    assert main(["zoom", "world:3", "--backbone", "bicubic", "--full-image", "--full-image-blend", "latent",
+                 "--steps", "1", "--process-size", "32", "--out", str(out)]) == 2

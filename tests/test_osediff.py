@@ -227,6 +227,7 @@ def test_official_lora_files_load_by_path_under_any_name(sd3_folder, official_fi
     by_path = make_backbone("osediff-sd3", device="cpu", weights=str(sd3_folder), lora_path=str(a), vae_path=str(b))
     sd = by_dir.transformer.state_dict()
     assert all(torch.equal(v, sd[k]) for k, v in by_path.transformer.state_dict().items())
+    assert by_path.options.to_8bit == "truncate" and by_path.identity().endswith(":truncate")  # official states
 
 
 def test_the_paper_memory_bench_runs_its_code_path_at_tiny_sizes(tmp_path):
@@ -242,3 +243,10 @@ def test_the_paper_memory_bench_runs_its_code_path_at_tiny_sizes(tmp_path):
                        "--profiles", "official", "8gb", "--steps", "1"]) == 0
     rows = json.loads((tmp_path / "out" / "cpu-paper_memory-tiny.json").read_text())
     assert [r["profile"] for r in rows] == ["official", "8gb"] and all(r["chain_s"] > 0 for r in rows)
+
+
+def test_states_can_be_truncated_to_8_bits_as_the_official_topilimage():
+    from cozlib.imageio import tensor_to_pil
+    t = torch.full((3, 2, 2), 0.999)
+    assert tensor_to_pil(t).getpixel((0, 0)) == (255, 255, 255)
+    assert tensor_to_pil(t, truncate=True).getpixel((0, 0)) == (254, 254, 254)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cozlib.chain import ChainConfig, run_full_image
+from cozlib.chain import ChainConfig
+from cozlib.full_image import run_full_image
 from cozlib.experiments import detail, runtime, tiling, user_study
 from cozlib.experiments.tables import PAPER_TABLE2, table2
 from cozlib.paper_map import ENTRIES, NOT_RUN, Verdict, paper_map_markdown, verdict

@@ -301,3 +301,15 @@ def test_paper_scale_vlm_rows_are_the_base_model(released_layout):
     plain = make_prompt_extractor("vlm", device="cpu", lazy=True, vlm=str(folder))
     tuned = make_prompt_extractor("vlm-grpo", device="cpu", lazy=True, **opts)
     assert base.identity() == plain.identity() != tuned.identity()
+
+
+def test_paper_scale_answers_are_raw_by_default_as_the_official_code_passes_them(released_layout):
+    folder, _ = released_layout
+    imgs = _images(2, seed=5)
+    raw = make_vlm_prompt(True, device="cpu", vlm=str(folder), max_new_tokens=6)
+    cleaned = make_vlm_prompt(True, device="cpu", vlm=str(folder), max_new_tokens=6, clean=True)
+    assert raw.identity().endswith(":raw") and not cleaned.identity().endswith(":raw")
+    assert raw.generate([imgs]) == raw.generate_raw([imgs])
+    assert cleaned.generate([imgs]) == [clean_prompt(t) for t in cleaned.generate_raw([imgs])]
+    lazy = make_prompt_extractor("vlm", device="cpu", lazy=True, vlm=str(folder), max_new_tokens=6)
+    assert lazy.identity() == raw.identity()

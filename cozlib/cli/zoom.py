@@ -56,10 +56,21 @@ def add_parsers(sub) -> None:
                    help="--prompt vlm/vlm-single with --vlm: a LoRA adapter folder (e.g. ckpt/VLM_LoRA/checkpoint-10000)")
     z.add_argument("--max-new-tokens", type=int, default=None,
                    help="--prompt vlm, vlm-single, vlm-grpo: generation length (1 .. 1024; default 32)")
+    z.add_argument("--clean-prompt", choices=("yes", "no"), default=None,
+                   help="--prompt vlm*: clean the VLM's answer (lower-case, each item once) before the SR model reads "
+                        "it; default: yes for the demo VLM, no with --vlm (the official code passes it raw)")
     z.add_argument("--full-image", action="store_true",
                    help="full-image CoZ: each step super-resolves the whole image in overlapping tiles "
                         "(Gaussian blending, a prompt per tile); states grow by --upscale each step")
-    z.add_argument("--tile-overlap", type=int, default=None, help="--full-image: tile overlap in px (default tile/4)")
+    z.add_argument("--full-image-blend", choices=("latent", "pixel"), default=None,
+                   help="--full-image: latent = the official algorithm (OSEDiff only; tiles of the latent, each "
+                        "prompted from x_0 and the tile, 16 new tokens); pixel = tiles of the image blended in pixels "
+                        "(any backbone). Default: latent for the osediff backbones")
+    z.add_argument("--latent-tiled-size", type=int, default=64, help="--full-image latent: tile in latent px "
+                                                                       "(official --latent_tiled_size)")
+    z.add_argument("--latent-tiled-overlap", type=int, default=16, help="--full-image latent: overlap in latent px "
+                                                                          "(official --latent_tiled_overlap)")
+    z.add_argument("--tile-overlap", type=int, default=None, help="--full-image pixel: tile overlap in px (default tile/4)")
     z.add_argument("--cache", default=None, help="chain cache folder (default: none for the CLI)")
     z.add_argument("--center", type=float, nargs=2, metavar=("X", "Y"), default=None,
                    help="zoom into this point (fractions of the input's width and height) instead of its centre: "
@@ -77,7 +88,8 @@ def _check_arguments(args: argparse.Namespace):
     names and the options that apply to them, the device, the output folder. Returns the ChainConfig
     (and fills in the backbone's default)."""
     from ..backbones import registry as backbones
-    from ..chain import ChainConfig, check_full_image
+    from ..chain import ChainConfig
+    from ..full_image import check_full_image
     from ..outputs import check_not_inside_output, check_writable_dir
     from ..prompts import check_prompt_spec, parse_prompt_spec
     from ..runtime import resolve_device
@@ -119,7 +131,8 @@ def _check_arguments(args: argparse.Namespace):
             raise ConfigError(f"{flag} {path}: no such folder; give the folder that holds the files")
     info = check_prompt_spec(args.prompt, config.rec_type)
     for flag, option, given in (("--vlm", "vlm", args.vlm), ("--vlm-lora", "vlm_lora", args.vlm_lora),
-                                ("--max-new-tokens", "max_new_tokens", args.max_new_tokens)):
+                                ("--max-new-tokens", "max_new_tokens", args.max_new_tokens),
+                                ("--clean-prompt", "clean", args.clean_prompt)):
         if given is not None and option not in info.options:
             takes = "--prompt vlm-grpo (the base model is --prompt vlm)" if option == "vlm_lora" else \
                 "--prompt vlm, vlm-single and vlm-grpo"
@@ -129,9 +142,24 @@ def _check_arguments(args: argparse.Namespace):
     if args.full_image:
         if not config.uses_backbone:
             raise ConfigError("--full-image runs the SR backbone on tiles: use --rec-type recursive or recursive_multiscale")
-        check_full_image(config, overlap=args.tile_overlap)
-    elif args.tile_overlap is not None:
-        raise ConfigError("--tile-overlap applies to --full-image only")
+        osediff = args.backbone.startswith("osediff")
+        args.full_image_blend = args.full_image_blend or ("latent" if osediff else "pixel")
+        if args.full_image_blend == "latent":
+            if not osediff:
+                raise ConfigError(f"--full-image-blend latent needs an osediff backbone, not {args.backbone}; "
+                                  f"use --full-image-blend pixel")
+            if args.tile_overlap is not None:
+                raise ConfigError("--tile-overlap is the pixel blend's; the latent blend takes --latent-tiled-overlap")
+            if not 0 <= args.latent_tiled_overlap < args.latent_tiled_size or args.latent_tiled_size < 2:
+                raise ConfigError(f"--latent-tiled-size must be >= 2 and 0 <= --latent-tiled-overlap < it, got "
+                                  f"{args.latent_tiled_size} and {args.latent_tiled_overlap}")
+            if args.max_new_tokens is None and "max_new_tokens" in info.options:
+                args.max_new_tokens = 16  # the official full-image code's prompts
+            check_full_image(config)
+        else:
+            check_full_image(config, overlap=args.tile_overlap)
+    elif args.tile_overlap is not None or args.full_image_blend is not None:
+        raise ConfigError("--tile-overlap and --full-image-blend apply to --full-image only")
     if args.center is not None and not all(0.0 <= v <= 1.0 for v in args.center):
         raise ConfigError(f"--center takes two fractions of the input's width and height, each in [0, 1]; got "
                           f"{args.center[0]} {args.center[1]}")
@@ -186,12 +214,14 @@ def _recenter(item, point: tuple[float, float], size: int) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
     from ..backbones import make_backbone
-    from ..chain import ChainCache, run_chain, run_full_image
+    from ..chain import ChainCache, run_chain
+    from ..full_image import run_full_image, run_full_image_latent
     from ..prompts import make_prompt_extractor
     config = _check_arguments(args)
     inputs = _check_inputs(args, config)
     extractor = make_prompt_extractor(args.prompt, device=args.device, vlm=args.vlm, vlm_lora=args.vlm_lora,
-                                      max_new_tokens=args.max_new_tokens, memory=args.memory)
+                                      max_new_tokens=args.max_new_tokens, memory=args.memory,
+                                      clean=None if args.clean_prompt is None else args.clean_prompt == "yes")
     options = _backbone_options(args)
     if not args.backbone.startswith("osediff"):
         options.pop("memory", None)  # --memory places the VLM too; the other backbones are small
@@ -208,7 +238,11 @@ def run(args: argparse.Namespace) -> int:
                 bar.update(i - done[0])
                 done[0] = i
 
-            if args.full_image:
+            if args.full_image and args.full_image_blend == "latent":
+                _write_full_image(run_full_image_latent(item.image, config, backbone, extractor,
+                                                        tile=args.latent_tiled_size, overlap=args.latent_tiled_overlap,
+                                                        source=item.source, progress=progress), out / item.stem)
+            elif args.full_image:
                 _write_full_image(run_full_image(item.image, config, backbone, extractor, overlap=args.tile_overlap,
                                                  source=item.source, progress=progress), out / item.stem)
             else:

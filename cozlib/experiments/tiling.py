@@ -1,7 +1,7 @@
 """Full-image CoZ's overlap consistency (the paper's appendix; docs/PAPER.md §6): how much neighbouring
 tiles disagree where they overlap, and whether the blended image shows seams at tile borders.
 
-* disagreement: ``chain.run_full_image``'s per-step mean standard deviation (0-255) of the tiles
+* disagreement: ``full_image.run_full_image``'s per-step mean standard deviation (0-255) of the tiles
   covering a pixel, before blending (0 would be perfectly consistent tiles);
 * seam ratio: the mean absolute step between neighbouring pixels across the tile borders of the
   blended image, divided by the same on all other pixel pairs (1: borders invisible; above 1: seams).
@@ -32,7 +32,7 @@ def seam_ratio(img: Image.Image, borders: Sequence[int]) -> float:
 def overlap_rows(image: Image.Image, config, backbone, extractor, overlaps: Sequence[int],
                  tile: int | None = None, source: dict | None = None) -> list[list]:
     """[overlap px, tiles in the last step, disagreement, seam ratio] of full-image CoZ with each overlap."""
-    from ..chain import run_full_image
+    from ..full_image import run_full_image
     rows = []
     for ov in overlaps:
         res = run_full_image(image, config, backbone, extractor, tile=tile, overlap=ov, source=source)

@@ -113,23 +113,37 @@ def candidate_prompts(truth: str, rng: random.Random, k: int = 3) -> list[str]:
 class VLMCritic:
     """``rate(image_pairs, prompts) -> answers``: the critic's raw text, batched greedy generation."""
 
-    def __init__(self, model, processor, weights_id: str, max_new_tokens: int = 6, batch: int = 16) -> None:
+    def __init__(self, model, processor, weights_id: str, max_new_tokens: int = 6, batch: int = 16,
+                 offload_device: str | None = None) -> None:
         self.model, self.processor, self.weights_id = model, processor, weights_id
         self.max_new_tokens, self.batch = max_new_tokens, batch
+        self.offload_device = offload_device  # on the CPU between calls, on this device while rating (memory profiles)
 
     def rate(self, image_pairs: Sequence[Sequence[Image.Image]], prompts: Sequence[str]) -> list[str]:
         import torch
         out: list[str] = []
-        for i in range(0, len(prompts), self.batch):
-            pairs, texts = image_pairs[i:i + self.batch], prompts[i:i + self.batch]
-            chats = [self.processor.apply_chat_template(critic_messages(t), add_generation_prompt=True, tokenize=False)
-                     for t in texts]
-            inputs = self.processor(text=chats, images=[[im.convert("RGB") for im in p] for p in pairs],
-                                    return_tensors="pt", padding=True).to(self.model.device)
-            with torch.inference_mode():
-                gen = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
-            out += self.processor.batch_decode(gen[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+        if self.offload_device:
+            self.model.to(self.offload_device)
+        try:
+            for i in range(0, len(prompts), self.batch):
+                out += self._rate(image_pairs[i:i + self.batch], prompts[i:i + self.batch])
+        finally:
+            if self.offload_device:
+                self.model.to("cpu")
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
         return out
+
+    def _rate(self, pairs, texts) -> list[str]:
+        """One batch: the critic's greedy answers."""
+        import torch
+        chats = [self.processor.apply_chat_template(critic_messages(t), add_generation_prompt=True, tokenize=False)
+                 for t in texts]
+        inputs = self.processor(text=chats, images=[[im.convert("RGB") for im in p] for p in pairs],
+                                return_tensors="pt", padding=True).to(self.model.device)
+        with torch.inference_mode():
+            gen = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
+        return self.processor.batch_decode(gen[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
 
     def scores(self, image_pairs, prompts) -> list[float | None]:
         from .rewards import parse_score
@@ -141,9 +155,9 @@ def demo_folder() -> Path:
     return resolve(os.environ.get("COZ_CRITIC_DEMO") or DEMO_DIR)
 
 
-def load_critic(source: str | os.PathLike | None = None, device: str = "auto") -> VLMCritic:
+def load_critic(source: str | os.PathLike | None = None, device: str = "auto", memory: str | None = None) -> VLMCritic:
     """The demo critic (default), or Qwen2.5-VL-7B-Instruct from a folder / the HF cache (``source`` or
-    COZ_CRITIC)."""
+    COZ_CRITIC); a ``cozlib.memory`` profile with ``vlm_offload`` keeps it on the CPU between calls on a GPU."""
     from ..paths import folder_hash
     from ..prompts.vlm import load_vlm, resolve_vlm
     source = source or os.environ.get("COZ_CRITIC")
@@ -157,5 +171,10 @@ def load_critic(source: str | os.PathLike | None = None, device: str = "auto") -
         folder = demo_folder()
         if not (folder / "config.json").is_file():
             raise MissingWeightsError(f"{folder} is missing: run `make weights` (it trains the demo critic)")
-    model, proc = load_vlm(folder, None, device)
-    return VLMCritic(model, proc, folder_hash(Path(folder)))
+    from ..memory import profile
+    from ..runtime import resolve_device
+    device = resolve_device(device)
+    prof = profile(memory)
+    offload = device if prof is not None and prof.vlm_offload and device.startswith("cuda") else None
+    model, proc = load_vlm(folder, None, "cpu" if offload else device, "bfloat16" if offload else "auto")
+    return VLMCritic(model, proc, folder_hash(Path(folder)), offload_device=offload)

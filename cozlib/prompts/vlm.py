@@ -197,16 +197,17 @@ class VLMPrompt:
     multiscale: bool
 
     def __init__(self, model, processor, multiscale: bool, weights_id: str, max_new_tokens: int = 32,
-                 offload_device: str | None = None) -> None:
+                 offload_device: str | None = None, clean: bool = True) -> None:
         self.model, self.processor = model, processor
         self.multiscale = multiscale
         self.name = "vlm" if multiscale else "vlm-single"
         self.weights_id = weights_id
         self.max_new_tokens = max_new_tokens
         self.offload_device = offload_device  # the model waits on the CPU and runs there (``memory`` profiles)
+        self.clean = clean  # clean_prompt the answers (the demo), or pass them raw (the official code)
 
     def identity(self) -> str:
-        return f"{self.name}:{self.weights_id}:{self.max_new_tokens}"
+        return f"{self.name}:{self.weights_id}:{self.max_new_tokens}" + ("" if self.clean else ":raw")
 
     def images_of(self, ctx: PromptContext) -> list[Image.Image]:
         if not self.multiscale:
@@ -225,7 +226,7 @@ class VLMPrompt:
     def generate(self, image_lists: Sequence[Sequence[Image.Image]]) -> list[str]:
         """One cleaned prompt per list of images (a batch, padded on the left)."""
         raw = self.generate_raw(image_lists)
-        return [clean_prompt(t) for t in raw]
+        return [clean_prompt(t) for t in raw] if self.clean else raw
 
     def generate_raw(self, image_lists: Sequence[Sequence[Image.Image]]) -> list[str]:
         import torch
@@ -297,17 +298,25 @@ def vlm_files(multiscale: bool, vlm: str | None = None, vlm_lora: str | None = N
     return folder, vlm_lora
 
 
+def cleans(vlm: str | None = None, clean: bool | None = None) -> bool:
+    """Whether an extractor cleans its answers: ``clean`` when given; else the demo VLM does and
+    Qwen2.5-VL at paper scale (``vlm`` or COZ_VLM) passes them raw, as the official code does."""
+    return clean if clean is not None else not (vlm or os.environ.get("COZ_VLM"))
+
+
 def vlm_identity(multiscale: bool, vlm: str | None = None, vlm_lora: str | None = None, max_new_tokens: int = 32,
-                 grpo: bool = False, memory: str | None = None) -> str:
+                 grpo: bool = False, memory: str | None = None, clean: bool | None = None) -> str:
     """The extractor's identity (``VLMPrompt.identity``) without loading it."""
     from ..paths import folder_hash
     folder, lora = vlm_files(multiscale, vlm, vlm_lora, grpo)
     name = "vlm-grpo" if grpo else ("vlm" if multiscale else "vlm-single")
-    return f"{name}:{folder_hash(Path(folder), [Path(lora)] if lora else [])}:{max_new_tokens}"
+    return (f"{name}:{folder_hash(Path(folder), [Path(lora)] if lora else [])}:{max_new_tokens}"
+            + ("" if cleans(vlm, clean) else ":raw"))
 
 
 def make_vlm_prompt(multiscale: bool, device: str = "auto", vlm: str | None = None, vlm_lora: str | None = None,
-                    max_new_tokens: int = 32, grpo: bool = False, memory: str | None = None) -> VLMPrompt:
+                    max_new_tokens: int = 32, grpo: bool = False, memory: str | None = None,
+                    clean: bool | None = None) -> VLMPrompt:
     """The extractor of ``vlm_files``, loaded; a ``cozlib.memory`` profile with ``vlm_offload`` keeps it on
     the CPU between its calls on a GPU (placement only: the identity and the answers do not change)."""
     from ..memory import profile
@@ -319,28 +328,28 @@ def make_vlm_prompt(multiscale: bool, device: str = "auto", vlm: str | None = No
     offload = device if prof is not None and prof.vlm_offload and device.startswith("cuda") else None
     model, proc = load_vlm(folder, vlm_lora, "cpu" if offload else device, "bfloat16" if offload else "auto")
     extra = [Path(vlm_lora)] if vlm_lora else []
-    ex = VLMPrompt(model, proc, multiscale, folder_hash(Path(folder), extra), max_new_tokens, offload)
+    ex = VLMPrompt(model, proc, multiscale, folder_hash(Path(folder), extra), max_new_tokens, offload, cleans(vlm, clean))
     if grpo:
         ex.name = "vlm-grpo"
     return ex
 
 
 @register("vlm", "Qwen2.5-VL, multi-scale message (coarser state + zoomed input); demo weights, or --vlm DIR",
-          availability=_demo_availability, options=("vlm", "max_new_tokens", "memory"), needs=("multiscale",),
+          availability=_demo_availability, options=("vlm", "max_new_tokens", "memory", "clean"), needs=("multiscale",),
           identity=lambda arg=None, device="auto", **o: vlm_identity(True, **o))
 def _vlm(arg: str | None = None, device: str = "auto", **options) -> VLMPrompt:
     return make_vlm_prompt(True, device, **options)
 
 
 @register("vlm-single", "Qwen2.5-VL, single-image message (zoomed input only); demo weights, or --vlm DIR",
-          availability=_demo_availability, options=("vlm", "max_new_tokens", "memory"),
+          availability=_demo_availability, options=("vlm", "max_new_tokens", "memory", "clean"),
           identity=lambda arg=None, device="auto", **o: vlm_identity(False, **o))
 def _vlm_single(arg: str | None = None, device: str = "auto", **options) -> VLMPrompt:
     return make_vlm_prompt(False, device, **options)
 
 
 @register("vlm-grpo", "Qwen2.5-VL multi-scale with the GRPO LoRA adapter (demo adapter, or --vlm DIR --vlm-lora DIR)",
-          availability=_grpo_availability, options=("vlm", "vlm_lora", "max_new_tokens", "memory"), needs=("multiscale",),
+          availability=_grpo_availability, options=("vlm", "vlm_lora", "max_new_tokens", "memory", "clean"), needs=("multiscale",),
           identity=lambda arg=None, device="auto", **o: vlm_identity(True, grpo=True, **o))
 def _vlm_grpo(arg: str | None = None, device: str = "auto", **options) -> VLMPrompt:
     return make_vlm_prompt(True, device, grpo=True, **options)

@@ -122,7 +122,8 @@ def osediff_identity(name: str, folder: Path, lora, vae_encoder, dtype: str = "f
     extra = [Path(p) for p in (lora, vae_encoder) if p is not None]
     text = "" if text_dtype in (None, dtype) else f":text={text_dtype}"
     ident = f"{name}:{folder_hash(Path(folder), extra)}:{dtype}{text}:t5={not drop_t5}:{options.posterior}"
-    return ident + (f":vae_tile={options.vae_tile}" if options.vae_tile else "")
+    return ident + (f":vae_tile={options.vae_tile}" if options.vae_tile else "") + (
+        ":truncate" if options.to_8bit == "truncate" else "")
 
 
 def demo_folder() -> Path:
@@ -219,6 +220,9 @@ def _osediff_sd3(device: str = "auto", weights: str | None = None, lora_dir: str
     chosen = {"memory", "dtype", "text_dtype", "drop_t5", "offload"} & {k for k, v in options.items() if v}
     if not chosen and resolve_device(device).startswith("cuda"):
         options["memory"] = "official"  # the official code's precisions on a GPU (fp32 SR, fp16 text encoders)
+    if "options" not in options:  # states truncated to 8 bits, as the official ToPILImage does
+        from dataclasses import replace
+        options["options"] = replace(OSEDiffOptions.from_folder(folder), to_8bit="truncate")
     return load_osediff(folder, lora, venc, name="osediff-sd3", device=device, **options)
 
 

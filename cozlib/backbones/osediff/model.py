@@ -33,6 +33,7 @@ class OSEDiffOptions:
     #: other latents when a large image is encoded whole; None: whole images.
     vae_tile: int | None = None
     posterior: str = "mode"             # "mode" (deterministic; docs/PAPER.md §5) or "sample" (official TEST code)
+    to_8bit: str = "round"              # each state to 8 bits: "round", or "truncate" (the official ToPILImage)
 
     @classmethod
     def from_folder(cls, folder: Path) -> "OSEDiffOptions":
@@ -144,6 +145,47 @@ class OSEDiffSD3:
         z0 = z - self.sigma * self.velocity(z, prompt_embeds, pooled)
         return self.decode(z0)
 
+    def full_image_step(self, prev: Image.Image, full: Image.Image, extractor, upscale: int, *, step: int = 1,
+                        tile: int = 64, overlap: int = 16, user_prompt: str = "", source: dict | None = None,
+                        ) -> tuple[Image.Image, list[dict]]:
+        """One step of the official full-image CoZ (``inference_coz_full.py``): the whole previous state,
+        LANCZOS-enlarged ``upscale`` times, is encoded once; every ``tile``-latent tile (``overlap``
+        apart, the last flush with the edge) is decoded as it is and shown to the extractor after
+        ``full`` (the input at process size) for its own prompt; the tile's one step z - v is blended
+        with Gaussian weights; the whole latent is decoded without the shift factor, as that code does.
+        Returns the new state and, per tile, its latent box and prompt."""
+        import torch
+        from ... import geometry
+        from ...imageio import pil_to_tensor, tensor_to_pil
+        from ...prompts import PromptContext, with_user_prompt
+        truncate = self.options.to_8bit == "truncate"
+        big = prev.resize((prev.width * upscale, prev.height * upscale), Image.LANCZOS)
+        with torch.inference_mode():
+            z = self.encode(pil_to_tensor(big) * 2 - 1)
+            _, _, H, W = z.shape
+            w = torch.from_numpy(geometry.gaussian_weights(tile)).to(z.device, z.dtype)
+            acc, norm, tiles = torch.zeros_like(z), torch.zeros((1, 1, H, W), device=z.device, dtype=z.dtype), []
+            t = self.timestep.expand(1).to(z.device)
+            for y in geometry.tile_starts(H, tile, overlap):
+                for x in geometry.tile_starts(W, tile, overlap):
+                    patch = z[:, :, y:y + tile, x:x + tile]
+                    seen = tensor_to_pil(((self._decode_unshifted(patch).float() + 1) / 2).clamp(0, 1).cpu(), truncate)
+                    window = (x / W, y / H, (x + tile) / W, (y + tile) / H)
+                    ctx = PromptContext(zoomed=seen, previous=full, step=step, window=window, source=dict(source or {}))
+                    prompt = with_user_prompt(extractor(ctx), user_prompt, getattr(extractor, "name", "") == "null")
+                    pe, pooled = self.encode_prompt([prompt])
+                    v = self.transformer(hidden_states=patch.to(self.transformer.dtype), timestep=t,
+                                         encoder_hidden_states=pe, pooled_projections=pooled, return_dict=False)[0]
+                    acc[:, :, y:y + tile, x:x + tile] += (patch - self.sigma * v.to(z.dtype)) * w
+                    norm[:, :, y:y + tile, x:x + tile] += w
+                    tiles.append({"box": (x, y, x + tile, y + tile), "window": window, "prompt": prompt})
+            out = self._decode_unshifted(acc / norm)
+        return tensor_to_pil(((out.float() + 1) / 2).clamp(0, 1).cpu(), truncate), tiles
+
+    def _decode_unshifted(self, z):
+        """VAE.decode(z / scaling): the official full-image code decodes without adding the shift factor."""
+        return self.vae.decode(z.to(self.vae.dtype) / self.vae.config.scaling_factor).sample
+
     def __call__(self, x, prompts: Sequence[str]):
         """[B, 3, H, W] in [0, 1] (already at the output size) -> same shape in [0, 1]."""
         import torch
@@ -163,4 +205,4 @@ class OSEDiffSD3:
             return []
         x = torch.cat([pil_to_tensor(im if im.size == (size, size) else geometry.resize(im, size, "bicubic")) for im in lr])
         y = self(x, list(prompts))
-        return [tensor_to_pil(y[i]) for i in range(len(lr))]
+        return [tensor_to_pil(y[i], self.options.to_8bit == "truncate") for i in range(len(lr))]
