@@ -250,3 +250,21 @@ def test_states_can_be_truncated_to_8_bits_as_the_official_topilimage():
     t = torch.full((3, 2, 2), 0.999)
     assert tensor_to_pil(t).getpixel((0, 0)) == (255, 255, 255)
     assert tensor_to_pil(t, truncate=True).getpixel((0, 0)) == (254, 254, 254)
+
+
+def test_with_only_sd3_and_the_coz_checkpoints_the_sr_notebooks_can_run(sd3_folder, official_files, monkeypatch):
+    """Issue 26: with SD3 and the release's ckpt/ present (and no VLM), a params section that needs only
+    those has nothing missing; one that also names Qwen2.5-VL says what to put where."""
+    from cozlib.needs import missing
+    monkeypatch.setenv("COZ_SD3", str(sd3_folder))
+    monkeypatch.setenv("COZ_OSEDIFF_LORA", str(official_files[0].parent))
+    monkeypatch.delenv("COZ_VLM", raising=False)
+    assert missing({"backbone": "osediff-sd3", "l2_backbone": None, "device": "cpu"}) == []
+    need = missing({"backbone": "osediff-sd3", "vlm": "/nowhere/Qwen2.5-VL-3B-Instruct", "device": "cpu"})
+    assert len(need) == 1 and need[0].startswith("vlm:") and "COZ_VLM" in need[0]
+
+
+def test_vae_tiling_and_text_device_options_reach_the_model(sd3_folder, official_files):
+    lora, venc, _ = official_files
+    m = _load(sd3_folder, lora, venc, vae_tile=64, text_device="cpu")
+    assert m.options.vae_tile == 64 and ":vae_tile=64" in m.identity() and m.text_device.type == "cpu"

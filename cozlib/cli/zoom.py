@@ -45,6 +45,11 @@ def add_parsers(sub) -> None:
     z.add_argument("--dtype", default=None, choices=("float32", "bfloat16"), help="OSEDiff backbones' precision")
     z.add_argument("--drop-t5", action="store_true", help="OSEDiff: leave T5 out (zeros in its place; saves ~9 GB)")
     z.add_argument("--offload", action="store_true", help="OSEDiff: keep models on the CPU until each runs (small GPUs)")
+    z.add_argument("--text-device", default=None,
+                   help="OSEDiff: where the three text encoders run, e.g. cuda:1 (the official two-GPU layout) or cpu")
+    z.add_argument("--vae-tiled-size", type=int, default=None,
+                   help="OSEDiff: encode and decode in VAE tiles of this many pixels (the official "
+                        "--vae_encoder_tiled_size / --vae_decoder_tiled_size, one size here); default: whole images")
     z.add_argument("--memory", default=None, choices=("official", "fast", "24gb", "8gb"),
                    help="paper scale on one GPU: official (fp32 SR, fp16 text encoders; the osediff-sd3 default on a "
                         "GPU), fast (bf16, all resident), 24gb (one model on the GPU at a time), 8gb (24gb without T5); "
@@ -112,6 +117,10 @@ def _check_arguments(args: argparse.Namespace):
         raise ConfigError(f"unknown backbone {args.backbone!r}; choose one of: {', '.join(sorted(backbones()))} "
                           f"(`python -m cozlib list` shows what each needs)")
     options = _backbone_options(args)
+    if args.vae_tiled_size is not None and not 8 <= args.vae_tiled_size <= 8192:
+        raise ConfigError(f"--vae-tiled-size must be a whole number from 8 to 8192 pixels, got {args.vae_tiled_size}")
+    if args.text_device is not None:
+        resolve_device(args.text_device, "--text-device")
     if args.memory and (args.dtype or args.drop_t5 or args.offload):
         raise ConfigError("--memory sets the precision, T5 and offloading: leave out --dtype, --drop-t5 and --offload, "
                           "or --memory")
@@ -176,8 +185,8 @@ def _check_arguments(args: argparse.Namespace):
 
 def _backbone_options(args) -> dict:
     options = {k: v for k, v in (("weights", args.weights), ("lora_dir", args.lora_dir), ("lora_path", args.lora_path),
-                                 ("vae_path", args.vae_path), ("dtype", args.dtype), ("memory", args.memory))
-               if v is not None}
+                                 ("vae_path", args.vae_path), ("dtype", args.dtype), ("memory", args.memory),
+                                 ("text_device", args.text_device), ("vae_tile", args.vae_tiled_size)) if v is not None}
     options.update({k: True for k in ("drop_t5", "offload") if getattr(args, k)})
     return options
 

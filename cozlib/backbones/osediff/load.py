@@ -40,14 +40,16 @@ def resolve_sd3(source: str | os.PathLike | None) -> str:
 def load_osediff(folder: str | os.PathLike, lora: str | os.PathLike | None, vae_encoder: str | os.PathLike | None,
                  *, name: str, device: str = "auto", dtype: str = "float32", drop_t5: bool = False,
                  text_device: str | None = None, offload: bool = False, text_dtype: str | None = None,
-                 memory: str | None = None, options: OSEDiffOptions | None = None) -> OSEDiffSD3:
+                 memory: str | None = None, vae_tile: int | None = None,
+                 options: OSEDiffOptions | None = None) -> OSEDiffSD3:
     """Build an OSEDiffSD3 from a diffusers SD3 folder and the two official-format LoRA files.
 
     ``dtype`` float32, bfloat16 or float16 (transformer, VAE) and ``text_dtype`` (the text encoders;
     default ``dtype``); ``drop_t5`` leaves T5 out (zeros in its place, as diffusers does);
     ``text_device`` puts the text encoders elsewhere (e.g. ``cpu`` or ``cuda:1``: the official
     two-GPU layout); ``offload`` moves each model to the GPU only while it runs (small GPUs);
-    ``memory`` a ``cozlib.memory`` profile, which sets all of these.
+    ``memory`` a ``cozlib.memory`` profile, which sets all of these; ``vae_tile`` tiles the VAE's encode
+    and decode (``OSEDiffOptions.vae_tile``).
     """
     import torch
     import diffusers
@@ -58,6 +60,9 @@ def load_osediff(folder: str | os.PathLike, lora: str | os.PathLike | None, vae_
     transformers.utils.logging.disable_progress_bar()
     folder = Path(folder)
     options = options or OSEDiffOptions.from_folder(folder)
+    if vae_tile is not None:  # the official --vae_*_tiled_size (one size for both here)
+        from dataclasses import replace
+        options = replace(options, vae_tile=vae_tile)
     device = resolve_device(device)
     dtype, text_dtype, drop_t5, offload = placement(dtype, text_dtype, drop_t5, offload, memory)
     offload = offload and device.startswith("cuda")  # on the CPU everything already is where it runs
@@ -187,10 +192,14 @@ def _demo_files(weights: str | None, variant: str) -> tuple[Path, Path, Path]:
 
 
 def _demo_identity(device: str = "auto", weights: str | None = None, variant: str = "perceptual", dtype: str = "float32",
-                   drop_t5: bool = False, text_dtype: str | None = None, memory: str | None = None, **_) -> str:
+                   drop_t5: bool = False, text_dtype: str | None = None, memory: str | None = None,
+                   vae_tile: int | None = None, **_) -> str:
+    from dataclasses import replace
     folder, lora, venc = _demo_files(weights, variant)
     dtype, text_dtype, drop_t5, _ = placement(dtype, text_dtype, drop_t5, False, memory)
-    return osediff_identity(f"osediff-demo-{variant}", folder, lora, venc, dtype, drop_t5, None, text_dtype)
+    options = OSEDiffOptions.from_folder(folder)
+    options = replace(options, vae_tile=vae_tile) if vae_tile is not None else options
+    return osediff_identity(f"osediff-demo-{variant}", folder, lora, venc, dtype, drop_t5, options, text_dtype)
 
 
 @register("osediff-demo", "OSEDiff on a tiny SD3 trained here on ZoomWorld + photo patches (committed weights)",
