@@ -120,6 +120,20 @@ class MethodModels:
             self._extractors[spec] = make_prompt_extractor(spec, device=self.device, lazy=True, **self.prompt_options)
         return self._extractors[spec]
 
+    def adopt(self, name: str, model) -> None:
+        """Use ``model``, already loaded by the caller, as backbone ``name``: each model is loaded once."""
+        self._backbones[name] = _MemoBackbone(model)
+
+    def loaded_backbone(self, name: str):
+        """Backbone ``name`` itself, loaded (not the memo or the lazy wrapper): for looking inside it."""
+        inner = self.backbone(name).inner
+        return inner.model() if hasattr(inner, "_info") else inner
+
+    def loaded_extractor(self, spec: str):
+        """Extractor ``spec`` itself, loaded (not the lazy wrapper)."""
+        ex = self.extractor(spec)
+        return ex.model() if hasattr(ex, "_info") else ex
+
     def forget_outputs(self) -> None:
         """Drop the remembered SR outputs (they are of one input; the models stay loaded)."""
         for b in self._backbones.values():
@@ -129,13 +143,15 @@ class MethodModels:
 def run_methods(images: Mapping[str, Image.Image], methods: Sequence[Method], config: ChainConfig,
                 cache: ChainCache | None, device: str = "auto", progress: bool = True,
                 sources: Mapping[str, dict] | None = None, prompt_options: Mapping[str, object] | None = None,
-                backbone_options: Mapping[str, object] | None = None) -> dict[tuple[str, str], ChainResult]:
+                backbone_options: Mapping[str, object] | None = None,
+                models: MethodModels | None = None) -> dict[tuple[str, str], ChainResult]:
     """Every (image name, method label) chain; each backbone and extractor is built once.
     ``sources`` adds what an extractor may need per image (``{"world_seed": S}`` for ZoomWorld);
     ``prompt_options`` go to the extractors that take them (e.g. ``vlm=DIR`` for Qwen2.5-VL-3B),
-    ``backbone_options`` to the OSEDiff backbones (e.g. ``memory="24gb"``)."""
+    ``backbone_options`` to the OSEDiff backbones (e.g. ``memory="24gb"``); ``models`` shares the
+    models of an earlier call (then device and options are its own)."""
     from tqdm.auto import tqdm
-    models = MethodModels(device, prompt_options, backbone_options)
+    models = models or MethodModels(device, prompt_options, backbone_options)
     results: dict[tuple[str, str], ChainResult] = {}
     jobs = [(name, m) for name in images for m in methods]
     for name, m in tqdm(jobs, desc="chains", disable=not progress):

@@ -124,10 +124,10 @@ def extractor_views(n_per_zoom: int, zooms: Sequence[float], process_size: int =
 
 
 def extractor_scores(views: Sequence[dict], specs: Sequence[str], device: str = "auto", progress: bool = True,
-                     prompt_options: Mapping[str, object] | None = None) -> list[dict]:
+                     prompt_options: Mapping[str, object] | None = None, models=None) -> list[dict]:
     """Each extractor (CLI spec: null, dape, vlm-single, vlm, oracle, ...) on each view; rows
     {extractor, zoom, prompt, precision, recall, hallucination} (precision and hallucination NaN
-    when the prompt names no vocabulary word)."""
+    when the prompt names no vocabulary word). ``models`` (``MethodModels``) shares loaded extractors."""
     from tqdm.auto import tqdm
     from ..metrics.truth import score_prompt
     from ..prompts import PromptContext, extract_many, make_prompt_extractor
@@ -137,7 +137,8 @@ def extractor_scores(views: Sequence[dict], specs: Sequence[str], device: str = 
     contexts = [PromptContext(zoomed=v["zoomed"], previous=v["coarse"], step=1, window=v["window"],
                               source={"world_seed": v["seed"]}) for v in views]
     for spec in tqdm(specs, desc="extractors", disable=not progress):
-        ex = make_prompt_extractor(spec, device=device, **(prompt_options or {}))
+        ex = models.extractor(spec) if models is not None else \
+            make_prompt_extractor(spec, device=device, **(prompt_options or {}))
         for v, prompt in zip(views, extract_many(ex, contexts)):
             sc = score_prompt(prompt, v["words"], vocab)
             rows.append({"extractor": spec, "zoom": v["zoom"], "prompt": prompt, "recall": sc.recall,
