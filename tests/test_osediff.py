@@ -268,3 +268,43 @@ def test_vae_tiling_and_text_device_options_reach_the_model(sd3_folder, official
     lora, venc, _ = official_files
     m = _load(sd3_folder, lora, venc, vae_tile=64, text_device="cpu")
     assert m.options.vae_tile == 64 and ":vae_tile=64" in m.identity() and m.text_device.type == "cpu"
+
+
+def test_sd3_folder_with_the_release_tokenizer_file_formats_loads_and_runs(sd3_folder, official_files, tmp_path):
+    """stabilityai/stable-diffusion-3-medium-diffusers keeps CLIP-L's and CLIP-G's tokenizers as
+    vocab.json + merges.txt (no tokenizer.json) and T5's as a sentencepiece spiece.model: tiny ones in
+    those formats load through load_osediff, and the prompt reaches the model."""
+    import json
+    import shutil
+    import sentencepiece as spm
+    from transformers import CLIPTokenizer
+    from cozlib.training.tiny import tokenizer_corpus
+    folder = tmp_path / "sd3"
+    shutil.copytree(sd3_folder, folder)
+    for sub in ("tokenizer", "tokenizer_2"):
+        tok = CLIPTokenizer.from_pretrained(folder / sub)
+        tok.backend_tokenizer.model.save(str(folder / sub))               # vocab.json, merges.txt
+        specials = {k: getattr(tok, k) for k in ("bos_token", "eos_token", "pad_token", "unk_token")}
+        (folder / sub / "tokenizer.json").unlink()
+        (folder / sub / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "CLIPTokenizer",
+                                                                        "model_max_length": tok.model_max_length,
+                                                                        **specials}))
+        (folder / sub / "special_tokens_map.json").write_text(json.dumps(specials))
+    t5 = folder / "tokenizer_3"
+    shutil.rmtree(t5)
+    t5.mkdir()
+    (tmp_path / "corpus.txt").write_text("\n".join(tokenizer_corpus()))
+    spm.SentencePieceTrainer.train(input=str(tmp_path / "corpus.txt"), model_prefix=str(t5 / "spiece"), vocab_size=120,
+                                   model_type="unigram", pad_id=0, eos_id=1, unk_id=2, bos_id=-1, hard_vocab_limit=False,
+                                   minloglevel=2)
+    (t5 / "spiece.vocab").unlink()
+    (t5 / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "T5Tokenizer", "extra_ids": 0,
+                                                          "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}))
+    assert sorted(p.name for p in (folder / "tokenizer").iterdir()) == ["merges.txt", "special_tokens_map.json",
+                                                                        "tokenizer_config.json", "vocab.json"]
+    lora, venc, _ = official_files
+    m = load_osediff(folder, lora, venc, name="t", device="cpu", options=OSEDiffOptions(max_sequence_length=32))
+    pe, pooled = m.encode_prompt(["strawberry, seeds"])
+    pe0, _ = m.encode_prompt([""])
+    assert not torch.allclose(pe, pe0)          # the words reach CLIP-L, CLIP-G and T5
+    assert m.upsample([Image.new("RGB", (64, 64), (150, 60, 50))], ["strawberry"], 64)[0].size == (64, 64)
