@@ -1,19 +1,19 @@
-"""Command line: ``python -m cozlib {zoom, metrics, world, train, explore, list, setup}``.
+"""Command line: ``python -m cozlib {zoom, evaluate, metrics, world, train, explore, list, setup}``.
 
 Argument names follow the official ``inference_coz.py`` (rec_type, upscale, process_size,
 align_method); ``--steps`` is its ``--rec_num``. Every command checks all its arguments and inputs
 before it computes anything; errors are one line (``boundary``). Each command lives in its module
-(``zoom``, ``inspect``, ``world``, ``train``, ``explore``), which adds its parser and runs it.
+(``zoom``, ``evaluate``, ``inspect``, ``world``, ``train``, ``explore``), which adds its parser and runs it.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
-from . import explore, inspect, train, world, zoom
+from . import evaluate, explore, inspect, train, world, zoom
 from .boundary import guarded
 
-COMMANDS = (zoom, inspect, world, train, explore)
+COMMANDS = (zoom, evaluate, inspect, world, train, explore)
 
 
 class Parser(argparse.ArgumentParser):
