@@ -237,7 +237,7 @@ def run_chain(image: Image.Image, config: ChainConfig, backbone=None, extractor=
     is looked up by content first and stored after.
     """
     from .imageio import check_image
-    from .prompts import PromptContext, with_user_prompt
+    from .prompts import PromptContext, prompt_for
     from .prompts.simple import NullPrompt
     from .runtime import seed_everything
 
@@ -276,7 +276,7 @@ def run_chain(image: Image.Image, config: ChainConfig, backbone=None, extractor=
         zoomed = geometry.resize(crop, size, "bicubic")
         ctx = PromptContext(zoomed=zoomed, step=i, window=windows[i], source=source,
                             previous=prev if config.rec_type == "recursive_multiscale" else None)
-        prompt = with_user_prompt(extractor(ctx), config.user_prompt, getattr(extractor, "name", "") == "null")
+        prompt = prompt_for(extractor, ctx, config.user_prompt)
         t1 = time.perf_counter()
         out = backbone.upsample([_sr_input(crop, backbone, size)], [prompt], size,
                                 seed=config.seed * 1000 + i)[0]

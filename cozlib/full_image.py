@@ -85,7 +85,7 @@ def run_full_image(image: Image.Image, config: ChainConfig, backbone, extractor=
     """
     import numpy as np
     from .imageio import check_image
-    from .prompts import PromptContext, with_user_prompt
+    from .prompts import PromptContext, prompt_for
     from .prompts.simple import NullPrompt
     from .runtime import seed_everything
     if backbone is None:
@@ -112,7 +112,7 @@ def run_full_image(image: Image.Image, config: ChainConfig, backbone, extractor=
                 window = (x / side, y / side, (x + P) / side, (y + P) / side)
                 ctx = PromptContext(zoomed=zoomed, step=i, window=window, source=dict(source or {}),
                                     previous=prev if config.rec_type == "recursive_multiscale" else None)
-                prompt = with_user_prompt(extractor(ctx), config.user_prompt, getattr(extractor, "name", "") == "null")
+                prompt = prompt_for(extractor, ctx, config.user_prompt)
                 out = backbone.upsample([_sr_input(crop, backbone, P)], [prompt], P, seed=config.seed * 1000 + i)[0]
                 o = np.asarray(out, np.float32)
                 acc[y:y + P, x:x + P] += o * w

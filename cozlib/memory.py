@@ -17,6 +17,7 @@ random weights at the real configurations (records in ``bench/results/``).
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from .errors import ConfigError
@@ -51,3 +52,29 @@ def profile(name: str | None) -> MemoryProfile | None:
         raise ConfigError(f"unknown memory profile {name!r}; choose one of: "
                           + "; ".join(f"{p.name} ({p.help})" for p in PROFILES.values()))
     return PROFILES[name]
+
+
+def vlm_placement(memory: str | None, device: str) -> tuple[str, str, str | None]:
+    """(load device, dtype, offload device) of a VLM (prompt extractor or critic): with a profile that
+    offloads it on a GPU, it is loaded on the CPU in bf16 and visits ``device`` only while it runs."""
+    prof = profile(memory)
+    if prof is not None and prof.vlm_offload and device.startswith("cuda"):
+        return "cpu", "bfloat16", device
+    return device, "auto", None
+
+
+@contextmanager
+def visiting(model, device: str | None):
+    """``model`` on ``device`` for the block, back on the CPU after it (its GPU memory freed for the
+    next model); nothing moves when ``device`` is None."""
+    if device is None:
+        yield model
+        return
+    import torch
+    model.to(device)
+    try:
+        yield model
+    finally:
+        model.to("cpu")
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()

@@ -29,10 +29,9 @@ def energy_rows(results: Mapping[tuple[str, str], ChainResult], cache: ChainCach
     from ..world.energy import band_energy
     rows = _score_rows(results, cache, {"energy": "band_energy"},
                        lambda res, key: [band_energy(s) for s in res.states], "energy", progress)
-    firsts = {}
-    for (name, label), res in results.items():
-        firsts.setdefault(name, {})[label] = res
-    truth = {name: next(iter(chains.values())) for name, chains in firsts.items()}
+    truth: dict[str, ChainResult] = {}   # one chain per image gives the truth's windows (all share them)
+    for (name, _), res in results.items():
+        truth.setdefault(name, res)
     truth_rows = _score_rows({(name, TRUTH): res for name, res in truth.items()}, cache, {"energy": "truth_energy"},
                              lambda res, key: [band_energy(s) for s in truth_states(res)], "truth energy", progress)
     return rows + truth_rows

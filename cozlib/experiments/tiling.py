@@ -20,12 +20,12 @@ def seam_ratio(img: Image.Image, borders: Sequence[int]) -> float:
     import numpy as np
     g = np.asarray(img.convert("L"), np.float32)
     dx, dy = np.abs(np.diff(g, axis=1)).mean(0), np.abs(np.diff(g, axis=0)).mean(1)  # step between i and i+1
-    cut = sorted({b - 1 for b in borders if 0 < b < g.shape[1]})
-    if not cut:
+    cut = np.zeros(len(dx), bool)
+    cut[[b - 1 for b in borders if 0 < b < g.shape[1]]] = True
+    if not cut.any():
         return math.nan
-    rest = [i for i in range(len(dx)) if i not in cut]
     across = (dx[cut].mean() + dy[cut].mean()) / 2
-    inside = (dx[rest].mean() + dy[rest].mean()) / 2
+    inside = (dx[~cut].mean() + dy[~cut].mean()) / 2
     return float(across / inside) if inside > 0 else math.nan
 
 

@@ -120,18 +120,11 @@ class VLMCritic:
         self.offload_device = offload_device  # on the CPU between calls, on this device while rating (memory profiles)
 
     def rate(self, image_pairs: Sequence[Sequence[Image.Image]], prompts: Sequence[str]) -> list[str]:
-        import torch
+        from ..memory import visiting
         out: list[str] = []
-        if self.offload_device:
-            self.model.to(self.offload_device)
-        try:
+        with visiting(self.model, self.offload_device):
             for i in range(0, len(prompts), self.batch):
                 out += self._rate(image_pairs[i:i + self.batch], prompts[i:i + self.batch])
-        finally:
-            if self.offload_device:
-                self.model.to("cpu")
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
         return out
 
     def _rate(self, pairs, texts) -> list[str]:
@@ -171,10 +164,8 @@ def load_critic(source: str | os.PathLike | None = None, device: str = "auto", m
         folder = demo_folder()
         if not (folder / "config.json").is_file():
             raise MissingWeightsError(f"{folder} is missing: run `make weights` (it trains the demo critic)")
-    from ..memory import profile
+    from ..memory import vlm_placement
     from ..runtime import resolve_device
-    device = resolve_device(device)
-    prof = profile(memory)
-    offload = device if prof is not None and prof.vlm_offload and device.startswith("cuda") else None
-    model, proc = load_vlm(folder, None, "cpu" if offload else device, "bfloat16" if offload else "auto")
+    where, dtype, offload = vlm_placement(memory, resolve_device(device))
+    model, proc = load_vlm(folder, None, where, dtype)
     return VLMCritic(model, proc, folder_hash(Path(folder)), offload_device=offload)

@@ -103,7 +103,7 @@ def detail_figure(strips: Sequence[tuple[str, Sequence[Image.Image]]], table: Se
     return fig
 
 
-def _box(ax, xy, text, color="#eef", fontsize=8, width=None):
+def _box(ax, xy, text, color="#eef", fontsize=8):
     ax.text(*xy, text, ha="center", va="center", fontsize=fontsize, wrap=True,
             bbox=dict(boxstyle="round,pad=0.5", fc=color, ec="0.3"))
 

@@ -166,3 +166,8 @@ def with_user_prompt(extracted: str, user_prompt: str | None, null: bool = False
     if null:
         return user_prompt
     return f"{extracted}, {user_prompt},"
+
+
+def prompt_for(extractor: PromptExtractor, ctx: PromptContext, user_prompt: str = "") -> str:
+    """c_i of ``ctx`` from ``extractor``, with the user prompt composed as the official code does."""
+    return with_user_prompt(extractor(ctx), user_prompt, getattr(extractor, "name", "") == "null")

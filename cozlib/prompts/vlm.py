@@ -236,19 +236,12 @@ class VLMPrompt:
                 raise ConfigError(f"{self.name} takes {n} image(s) per prompt, got {len(imgs)}")
         text = self.processor.apply_chat_template(vlm_messages(self.multiscale), add_generation_prompt=True,
                                                   tokenize=False)
-        if self.offload_device:
-            self.model.to(self.offload_device)
-        try:
+        from ..memory import visiting
+        with visiting(self.model, self.offload_device), torch.inference_mode():
             inputs = self.processor(text=[text] * len(image_lists),
                                     images=[[im.convert("RGB") for im in imgs] for imgs in image_lists],
                                     return_tensors="pt", padding=True).to(self.model.device)
-            with torch.inference_mode():
-                out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
-        finally:
-            if self.offload_device:  # back to the CPU, its GPU memory free for the SR model
-                self.model.to("cpu")
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
+            out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
         return self.processor.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
 
 
@@ -319,14 +312,12 @@ def make_vlm_prompt(multiscale: bool, device: str = "auto", vlm: str | None = No
                     clean: bool | None = None) -> VLMPrompt:
     """The extractor of ``vlm_files``, loaded; a ``cozlib.memory`` profile with ``vlm_offload`` keeps it on
     the CPU between its calls on a GPU (placement only: the identity and the answers do not change)."""
-    from ..memory import profile
+    from ..memory import vlm_placement
     from ..paths import folder_hash
     from ..runtime import resolve_device
     folder, vlm_lora = vlm_files(multiscale, vlm, vlm_lora, grpo)
-    device = resolve_device(device)
-    prof = profile(memory)
-    offload = device if prof is not None and prof.vlm_offload and device.startswith("cuda") else None
-    model, proc = load_vlm(folder, vlm_lora, "cpu" if offload else device, "bfloat16" if offload else "auto")
+    where, dtype, offload = vlm_placement(memory, resolve_device(device))
+    model, proc = load_vlm(folder, vlm_lora, where, dtype)
     extra = [Path(vlm_lora)] if vlm_lora else []
     ex = VLMPrompt(model, proc, multiscale, folder_hash(Path(folder), extra), max_new_tokens, offload, cleans(vlm, clean))
     if grpo:

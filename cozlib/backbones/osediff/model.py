@@ -157,7 +157,7 @@ class OSEDiffSD3:
         import torch
         from ... import geometry
         from ...imageio import pil_to_tensor, tensor_to_pil
-        from ...prompts import PromptContext, with_user_prompt
+        from ...prompts import PromptContext, prompt_for
         truncate = self.options.to_8bit == "truncate"
         big = prev.resize((prev.width * upscale, prev.height * upscale), Image.LANCZOS)
         with torch.inference_mode():
@@ -165,18 +165,16 @@ class OSEDiffSD3:
             _, _, H, W = z.shape
             w = torch.from_numpy(geometry.gaussian_weights(tile)).to(z.device, z.dtype)
             acc, norm, tiles = torch.zeros_like(z), torch.zeros((1, 1, H, W), device=z.device, dtype=z.dtype), []
-            t = self.timestep.expand(1).to(z.device)
             for y in geometry.tile_starts(H, tile, overlap):
                 for x in geometry.tile_starts(W, tile, overlap):
                     patch = z[:, :, y:y + tile, x:x + tile]
                     seen = tensor_to_pil(((self._decode_unshifted(patch).float() + 1) / 2).clamp(0, 1).cpu(), truncate)
                     window = (x / W, y / H, (x + tile) / W, (y + tile) / H)
                     ctx = PromptContext(zoomed=seen, previous=full, step=step, window=window, source=dict(source or {}))
-                    prompt = with_user_prompt(extractor(ctx), user_prompt, getattr(extractor, "name", "") == "null")
+                    prompt = prompt_for(extractor, ctx, user_prompt)
                     pe, pooled = self.encode_prompt([prompt])
-                    v = self.transformer(hidden_states=patch.to(self.transformer.dtype), timestep=t,
-                                         encoder_hidden_states=pe, pooled_projections=pooled, return_dict=False)[0]
-                    acc[:, :, y:y + tile, x:x + tile] += (patch - self.sigma * v.to(z.dtype)) * w
+                    v = self._v(patch, pe, pooled).to(z.dtype)
+                    acc[:, :, y:y + tile, x:x + tile] += (patch - self.sigma * v) * w
                     norm[:, :, y:y + tile, x:x + tile] += w
                     tiles.append({"box": (x, y, x + tile, y + tile), "window": window, "prompt": prompt})
             out = self._decode_unshifted(acc / norm)
