@@ -85,6 +85,17 @@ def write_qwen(folder: Path, tiny: bool) -> None:
     proc.save_pretrained(folder)
 
 
+def model_folders(work: Path, tiny: bool) -> tuple[Path, Path]:
+    """The random SD3 and Qwen2.5-VL folders under ``work`` (written once; paper_chain.py shares them)."""
+    work = work / ("tiny" if tiny else "real")
+    sd3, qwen = work / "sd3", work / "qwen"
+    for folder, write in ((sd3, write_sd3), (qwen, write_qwen)):
+        if not (folder / "config.json").is_file() and not (folder / "model_index.json").is_file():
+            folder.mkdir(parents=True, exist_ok=True)
+            write(folder, tiny)
+    return sd3, qwen
+
+
 def measure(sd3: Path, qwen: Path, profile: str, device: str, size: int, steps: int) -> dict:
     """Load both models with ``profile``, run the chain twice (the second is timed), free them."""
     import torch
@@ -133,13 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         print("error: no CUDA GPU here; run on a GPU, or use --tiny --device cpu to check the code path", file=sys.stderr)
         return 2
     size = a.size or (64 if a.tiny else 512)
-    work = Path(a.work) / ("tiny" if a.tiny else "real")
-    sd3, qwen = work / "sd3", work / "qwen"
     t0 = time.perf_counter()
-    for folder, write in ((sd3, write_sd3), (qwen, write_qwen)):
-        if not (folder / "config.json").is_file() and not (folder / "model_index.json").is_file():
-            folder.mkdir(parents=True, exist_ok=True)
-            write(folder, a.tiny)
+    sd3, qwen = model_folders(Path(a.work), a.tiny)
     print(f"[bench] model folders ready in {time.perf_counter() - t0:.0f} s", flush=True)
     rows = []
     for p in a.profiles:

@@ -24,7 +24,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from PIL import Image
 
@@ -236,57 +236,74 @@ def run_chain(image: Image.Image, config: ChainConfig, backbone=None, extractor=
     ``cozlib.prompts``; the extractor defaults to the null prompt. With a ``cache`` the result
     is looked up by content first and stored after.
     """
+    return run_chains([image], config, backbone, extractor, cache=cache, sources=[source], progress=progress)[0]
+
+
+def run_chains(images: Sequence[Image.Image], config: ChainConfig, backbone=None, extractor=None, *,
+               cache: ChainCache | None = None, sources: Sequence[dict[str, Any] | None] | None = None,
+               progress: Callable[[int, int], None] | None = None) -> list[ChainResult]:
+    """``run_chain`` on several images in lockstep: at each step one extractor call
+    (``prompts_for``: one VLM ``generate`` for all views) and one backbone call for every image not
+    found in the cache. Each chain is the one ``run_chain`` gives; a step's ``timings`` are those of
+    the calls all its images shared (``batch`` images)."""
     from .imageio import check_image
-    from .prompts import PromptContext, prompt_for
+    from .prompts import PromptContext, prompts_for
     from .prompts.simple import NullPrompt
     from .runtime import seed_everything
 
     config.validate()
-    image = check_image(image)
-    source = dict(source or {})
+    sources = [dict(s or {}) for s in (sources or [None] * len(images))]
+    if len(sources) != len(images):
+        raise ConfigError(f"{len(images)} images but {len(sources)} sources")
     if config.uses_backbone and backbone is None:
         raise ConfigError(f"rec_type {config.rec_type} needs an SR backbone (e.g. backbone='realesrgan')")
     if extractor is None:
         extractor = NullPrompt()
-    x0 = geometry.resize_and_center_crop(image, config.process_size)
+    x0s = [geometry.resize_and_center_crop(check_image(im), config.process_size) for im in images]
     backbone_id = backbone.identity() if config.uses_backbone else None
     extractor_id = extractor.identity() if config.uses_backbone else None
-    key = chain_key(x0, config, backbone_id, extractor_id, source)
-    if cache is not None and (hit := cache.load(key)) is not None:
+    keys = [chain_key(x0, config, backbone_id, extractor_id, src) for x0, src in zip(x0s, sources)]
+    results: list[ChainResult | None] = [cache.load(k) if cache is not None else None for k in keys]
+    todo = [j for j, r in enumerate(results) if r is None]
+    if not todo:
         if progress:
             progress(config.steps, config.steps)
-        return hit
+        return results  # type: ignore[return-value]
 
     seed_everything(config.seed)
     size, s, n = config.process_size, config.upscale, config.steps
     one_shot = config.rec_type in ("nearest", "bicubic", "onestep")
     windows = (geometry.direct_windows if one_shot else geometry.chain_windows)(size, s, n)
-    states, prompts, timings = [x0], [], []
+    states = {j: [x0s[j]] for j in todo}
+    prompts: dict[int, list[str]] = {j: [] for j in todo}
+    timings: list[dict[str, float]] = []
     for i in range(1, n + 1):
         t0 = time.perf_counter()
-        prev = states[-1]
-        crop = geometry.direct_crop(x0, s, i) if one_shot else geometry.zoom_crop(prev, s)
+        crops = {j: geometry.direct_crop(x0s[j], s, i) if one_shot else geometry.zoom_crop(states[j][-1], s)
+                 for j in todo}
         if config.rec_type in ("nearest", "bicubic"):
-            states.append(geometry.resize(crop, size, config.rec_type))
-            prompts.append("")
-            timings.append({"prompt_s": 0.0, "sr_s": time.perf_counter() - t0})
-            if progress:
-                progress(i, n)
-            continue
-        zoomed = geometry.resize(crop, size, "bicubic")
-        ctx = PromptContext(zoomed=zoomed, step=i, window=windows[i], source=source,
-                            previous=prev if config.rec_type == "recursive_multiscale" else None)
-        prompt = prompt_for(extractor, ctx, config.user_prompt)
-        t1 = time.perf_counter()
-        out = backbone.upsample([_sr_input(crop, backbone, size)], [prompt], size,
-                                seed=config.seed * 1000 + i)[0]
-        states.append(_color_fix(out, zoomed, config.align_method))
-        prompts.append(prompt)
-        timings.append({"prompt_s": t1 - t0, "sr_s": time.perf_counter() - t1})
+            for j in todo:
+                states[j].append(geometry.resize(crops[j], size, config.rec_type))
+                prompts[j].append("")
+            timings.append({"prompt_s": 0.0, "sr_s": time.perf_counter() - t0, "batch": len(todo)})
+        else:
+            zoomed = {j: geometry.resize(crops[j], size, "bicubic") for j in todo}
+            ctxs = [PromptContext(zoomed=zoomed[j], step=i, window=windows[i], source=sources[j],
+                                  previous=states[j][-1] if config.rec_type == "recursive_multiscale" else None)
+                    for j in todo]
+            step_prompts = prompts_for(extractor, ctxs, config.user_prompt)
+            t1 = time.perf_counter()
+            outs = backbone.upsample([_sr_input(crops[j], backbone, size) for j in todo], step_prompts, size,
+                                     seed=config.seed * 1000 + i)
+            for j, out, prompt in zip(todo, outs, step_prompts):
+                states[j].append(_color_fix(out, zoomed[j], config.align_method))
+                prompts[j].append(prompt)
+            timings.append({"prompt_s": t1 - t0, "sr_s": time.perf_counter() - t1, "batch": len(todo)})
         if progress:
             progress(i, n)
-    result = ChainResult(config, states, prompts, [tuple(w) for w in windows], timings,
-                         backbone_id, extractor_id, key, False, source)
-    if cache is not None:
-        cache.store(result)
-    return result
+    for j in todo:
+        results[j] = ChainResult(config, states[j], prompts[j], [tuple(w) for w in windows],
+                                 [dict(t) for t in timings], backbone_id, extractor_id, keys[j], False, sources[j])
+        if cache is not None:
+            cache.store(results[j])
+    return results  # type: ignore[return-value]

@@ -50,6 +50,10 @@ def test_two_processes_give_one_process_csv_and_a_killed_run_resumes(tmp_path):
     assert one.returncode == 0, one.stderr
     expected = (tmp_path / "one" / "table1.csv").read_text()
     assert expected.splitlines()[0] == "method,PIQE 4x,PIQE 16x" and len(expected.splitlines()) == 4
+    batched = subprocess.run([sys.executable, "-m", "cozlib", "evaluate", *ARGS, "--batch", "3", "--out",
+                              str(tmp_path / "batched")], env=ENV, capture_output=True, text=True, timeout=300)
+    assert batched.returncode == 0, batched.stderr      # chains of 3 images in lockstep: the same table
+    assert (tmp_path / "batched" / "table1.csv").read_text() == expected
 
     out = tmp_path / "two"
     p = _launch(out)

@@ -34,6 +34,10 @@ def add_parsers(sub) -> None:
     e.add_argument("--vlm", default=None, help="a Qwen2.5-VL-3B-Instruct folder for the VLM rows (paper scale)")
     e.add_argument("--vlm-lora", default=None, help="the GRPO adapter folder, for the 'VLM GRPO' row")
     e.add_argument("--memory", default=None, choices=("official", "fast", "24gb", "8gb"), help="see `zoom --help`")
+    e.add_argument("--compile", action="store_true", help="static KV cache and torch.compile (see `zoom --help`)")
+    e.add_argument("--batch", type=int, default=1,
+                   help="images per chain call: their chains run in lockstep, one VLM generate and one SR call per "
+                        "step for all (a record per image as before; a killed run loses the batch in flight)")
     e.set_defaults(run=run)
 
 
@@ -44,6 +48,13 @@ def run(args: argparse.Namespace) -> int:
     from ..experiments.evaluation import check_out, evaluate, settings
     from ..metrics import Scorer, parse_metric_list
     from ..outputs import check_not_inside_output
+    from ..runtime import resolve_device
+    from ..speed import Speed, check_speed
+    if not 1 <= args.batch <= 256:
+        raise ConfigError(f"--batch must be a whole number from 1 to 256, got {args.batch}")
+    speed = Speed() if args.compile else None
+    if speed is not None:
+        check_speed(speed, args.memory, resolve_device(args.device))
     config = ChainConfig(steps=args.steps, upscale=args.upscale, process_size=args.process_size, seed=args.seed).validate()
     methods = methods_by_label(args.methods, PHOTO_METHODS + world_methods(args.backbone, None))
     metrics = parse_metric_list(args.metrics)
@@ -58,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     check_not_inside_output(out)
     check_out(out, settings(methods, config, usable, stems))
     table = evaluate(items, methods, config, usable, out, args.device,
-                     {"vlm": args.vlm, "vlm_lora": args.vlm_lora, "memory": args.memory}, {"memory": args.memory})
+                     {"vlm": args.vlm, "vlm_lora": args.vlm_lora, "memory": args.memory, "speed": speed},
+                     {"memory": args.memory, "speed": speed}, batch=args.batch)
     if table is not None:
         from .boundary import status
         status(f"wrote {table}")

@@ -54,6 +54,9 @@ def add_parsers(sub) -> None:
                    help="paper scale on one GPU: official (fp32 SR, fp16 text encoders; the osediff-sd3 default on a "
                         "GPU), fast (bf16, all resident), 24gb (one model on the GPU at a time), 8gb (24gb without T5); "
                         "see cozlib/memory.py")
+    z.add_argument("--compile", action="store_true",
+                   help="paper scale on a GPU: the VLM decodes into a static KV cache with its step compiled, and the "
+                        "OSEDiff parts are compiled (cozlib/speed.py; the first chain pays the compilation)")
     z.add_argument("--vlm", default=None,
                    help="--prompt vlm/vlm-single: a Qwen2.5-VL folder or cached repo id (default: the demo VLM, "
                         "data/weights/vlm-demo; also COZ_VLM)")
@@ -169,6 +172,13 @@ def _check_arguments(args: argparse.Namespace):
             check_full_image(config, overlap=args.tile_overlap)
     elif args.tile_overlap is not None or args.full_image_blend is not None:
         raise ConfigError("--tile-overlap and --full-image-blend apply to --full-image only")
+    if args.compile:
+        from ..speed import Speed, check_speed
+        if not (config.uses_backbone and (args.backbone.startswith("osediff") or "speed" in info.options)):
+            raise ConfigError("--compile speeds up the osediff backbones and the VLM prompts; this chain uses neither")
+        if args.offload:
+            raise ConfigError("--compile needs the models resident on the GPU: leave out --offload")
+        check_speed(Speed(), args.memory, resolve_device(args.device))
     if args.center is not None and not all(0.0 <= v <= 1.0 for v in args.center):
         raise ConfigError(f"--center takes two fractions of the input's width and height, each in [0, 1]; got "
                           f"{args.center[0]} {args.center[1]}")
@@ -226,14 +236,18 @@ def run(args: argparse.Namespace) -> int:
     from ..chain import ChainCache, run_chain
     from ..full_image import run_full_image, run_full_image_latent
     from ..prompts import make_prompt_extractor
+    from ..speed import Speed
     config = _check_arguments(args)
     inputs = _check_inputs(args, config)
+    speed = Speed() if args.compile else None
     extractor = make_prompt_extractor(args.prompt, device=args.device, vlm=args.vlm, vlm_lora=args.vlm_lora,
-                                      max_new_tokens=args.max_new_tokens, memory=args.memory,
+                                      max_new_tokens=args.max_new_tokens, memory=args.memory, speed=speed,
                                       clean=None if args.clean_prompt is None else args.clean_prompt == "yes")
     options = _backbone_options(args)
     if not args.backbone.startswith("osediff"):
         options.pop("memory", None)  # --memory places the VLM too; the other backbones are small
+    elif speed is not None:
+        options["speed"] = speed
     backbone = make_backbone(args.backbone, device=args.device, **options) if config.uses_backbone else None
     cache = ChainCache(args.cache) if args.cache else None
     out = Path(args.out)

@@ -39,25 +39,28 @@ def shard(items: Sequence, index: int, count: int) -> list:
     return list(items[index::count])
 
 
-def image_rows(name: str, image, methods, config: ChainConfig, metrics: Sequence[str], scorer, models,
-               source: dict) -> list[dict]:
-    """Rows {image, method, k, magnification, metric, value} of one image: each method's chain, scored."""
+def group_rows(items, methods, config: ChainConfig, metrics: Sequence[str], scorer, models) -> dict[str, list[dict]]:
+    """Rows {image, method, k, magnification, metric, value} per image of ``items`` (run together:
+    ``run_methods`` batches them): each method's chain, every state scored."""
     from .methods import run_methods
-    results = run_methods({name: image}, methods, config, None, sources={name: source}, models=models, progress=False)
-    rows = []
+    results = run_methods({i.stem: i.image for i in items}, methods, config, None,
+                          sources={i.stem: i.source for i in items}, models=models, progress=False, batch=len(items))
+    rows: dict[str, list[dict]] = {i.stem: [] for i in items}
     for (img, label), res in results.items():
         for metric in metrics:
             values = scorer.score(metric, res.states)
-            rows += [{"image": img, "method": label, "k": k, "magnification": res.magnifications[k], "metric": metric,
-                      "value": values[k]} for k in range(1, len(res.states))]
+            rows[img] += [{"image": img, "method": label, "k": k, "magnification": res.magnifications[k],
+                           "metric": metric, "value": values[k]} for k in range(1, len(res.states))]
     models.forget_outputs()
     return rows
 
 
 def evaluate(items, methods, config: ChainConfig, metrics: Sequence[str], out: Path, device: str = "auto",
-             prompt_options: dict | None = None, backbone_options: dict | None = None, log=print) -> Path | None:
-    """Run this process's share of ``items`` (``data.InputItem``), skipping recorded images; the main
-    process then merges every record into ``out/table1.csv`` (returned there; None elsewhere)."""
+             prompt_options: dict | None = None, backbone_options: dict | None = None, log=print,
+             batch: int = 1) -> Path | None:
+    """Run this process's share of ``items`` (``data.InputItem``), skipping recorded images, ``batch``
+    images at a time (their chains in lockstep); the main process then merges every record into
+    ``out/table1.csv`` (returned there; None elsewhere)."""
     from accelerate import PartialState
     from ..figures import save_table
     from ..imageio import save_json
@@ -74,9 +77,10 @@ def evaluate(items, methods, config: ChainConfig, metrics: Sequence[str], out: P
     models, scorer = MethodModels(dev, prompt_options, backbone_options), Scorer(dev)
     mine = [i for i in shard(items, state.process_index, state.num_processes) if not (records / f"{i.stem}.json").is_file()]
     log(f"[evaluate] process {state.process_index + 1}/{state.num_processes}: {len(mine)} image(s) to do")
-    for item in mine:
-        rows = image_rows(item.stem, item.image, methods, config, metrics, scorer, models, item.source)
-        save_json({"image": item.stem, "rows": rows}, records / f"{item.stem}.json")
+    for i in range(0, len(mine), max(1, batch)):
+        group = mine[i:i + max(1, batch)]
+        for stem, rows in group_rows(group, methods, config, metrics, scorer, models).items():
+            save_json({"image": stem, "rows": rows}, records / f"{stem}.json")
     state.wait_for_everyone()
     if not state.is_main_process:
         return None

@@ -11,7 +11,7 @@ from typing import Iterable, Mapping, Sequence
 
 from PIL import Image
 
-from ..chain import ChainCache, ChainConfig, ChainResult, run_chain
+from ..chain import ChainCache, ChainConfig, ChainResult, run_chains
 
 
 @dataclass(frozen=True)
@@ -144,23 +144,27 @@ def run_methods(images: Mapping[str, Image.Image], methods: Sequence[Method], co
                 cache: ChainCache | None, device: str = "auto", progress: bool = True,
                 sources: Mapping[str, dict] | None = None, prompt_options: Mapping[str, object] | None = None,
                 backbone_options: Mapping[str, object] | None = None,
-                models: MethodModels | None = None) -> dict[tuple[str, str], ChainResult]:
+                models: MethodModels | None = None, batch: int = 1) -> dict[tuple[str, str], ChainResult]:
     """Every (image name, method label) chain; each backbone and extractor is built once.
     ``sources`` adds what an extractor may need per image (``{"world_seed": S}`` for ZoomWorld);
     ``prompt_options`` go to the extractors that take them (e.g. ``vlm=DIR`` for Qwen2.5-VL-3B),
     ``backbone_options`` to the OSEDiff backbones (e.g. ``memory="24gb"``); ``models`` shares the
-    models of an earlier call (then device and options are its own)."""
+    models of an earlier call (then device and options are its own); ``batch`` images of a method run
+    in lockstep (``chain.run_chains``: one extractor and one SR call per step for all)."""
     from tqdm.auto import tqdm
     models = models or MethodModels(device, prompt_options, backbone_options)
     results: dict[tuple[str, str], ChainResult] = {}
-    jobs = [(name, m) for name in images for m in methods]
-    for name, m in tqdm(jobs, desc="chains", disable=not progress):
+    names = list(images)
+    groups = [names[i:i + max(1, batch)] for i in range(0, len(names), max(1, batch))]
+    jobs = [(group, m) for group in groups for m in methods]
+    for group, m in tqdm(jobs, desc="chains", disable=not progress):
         cfg = replace(config, rec_type=m.rec_type)
         backbone = models.backbone(m.backbone) if cfg.uses_backbone else None
-        source = {"image": name, **((sources or {}).get(name, {}))}
-        results[(name, m.label)] = run_chain(images[name], cfg, backbone, models.extractor(m.prompt),
-                                             cache=cache, source=source)
-    return results
+        srcs = [{"image": name, **((sources or {}).get(name, {}))} for name in group]
+        outs = run_chains([images[name] for name in group], cfg, backbone, models.extractor(m.prompt),
+                          cache=cache, sources=srcs)
+        results.update({(name, m.label): res for name, res in zip(group, outs)})
+    return {(name, m.label): results[(name, m.label)] for name in names for m in methods}
 
 
 def world_inputs(seeds: Sequence[int], size: int) -> tuple[dict[str, Image.Image], dict[str, dict]]:

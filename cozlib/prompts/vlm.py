@@ -205,9 +205,11 @@ class VLMPrompt:
         self.max_new_tokens = max_new_tokens
         self.offload_device = offload_device  # the model waits on the CPU and runs there (``memory`` profiles)
         self.clean = clean  # clean_prompt the answers (the demo), or pass them raw (the official code)
+        self.speed_tag = ""  # set by cozlib.speed (static KV cache, compiled decoding)
 
     def identity(self) -> str:
-        return f"{self.name}:{self.weights_id}:{self.max_new_tokens}" + ("" if self.clean else ":raw")
+        return (f"{self.name}:{self.weights_id}:{self.max_new_tokens}" + ("" if self.clean else ":raw")
+                + (f":{self.speed_tag}" if self.speed_tag else ""))
 
     def images_of(self, ctx: PromptContext) -> list[Image.Image]:
         if not self.multiscale:
@@ -298,49 +300,56 @@ def cleans(vlm: str | None = None, clean: bool | None = None) -> bool:
 
 
 def vlm_identity(multiscale: bool, vlm: str | None = None, vlm_lora: str | None = None, max_new_tokens: int = 32,
-                 grpo: bool = False, memory: str | None = None, clean: bool | None = None) -> str:
+                 grpo: bool = False, memory: str | None = None, clean: bool | None = None, speed=None) -> str:
     """The extractor's identity (``VLMPrompt.identity``) without loading it."""
     from ..paths import folder_hash
     folder, lora = vlm_files(multiscale, vlm, vlm_lora, grpo)
     name = "vlm-grpo" if grpo else ("vlm" if multiscale else "vlm-single")
     return (f"{name}:{folder_hash(Path(folder), [Path(lora)] if lora else [])}:{max_new_tokens}"
-            + ("" if cleans(vlm, clean) else ":raw"))
+            + ("" if cleans(vlm, clean) else ":raw") + (f":{speed.tag()}" if speed is not None else ""))
 
 
 def make_vlm_prompt(multiscale: bool, device: str = "auto", vlm: str | None = None, vlm_lora: str | None = None,
                     max_new_tokens: int = 32, grpo: bool = False, memory: str | None = None,
-                    clean: bool | None = None) -> VLMPrompt:
+                    clean: bool | None = None, speed=None) -> VLMPrompt:
     """The extractor of ``vlm_files``, loaded; a ``cozlib.memory`` profile with ``vlm_offload`` keeps it on
-    the CPU between its calls on a GPU (placement only: the identity and the answers do not change)."""
+    the CPU between its calls on a GPU (placement only: the identity and the answers do not change);
+    ``speed`` a ``cozlib.speed.Speed`` (static KV cache, compiled decoding)."""
     from ..memory import vlm_placement
     from ..paths import folder_hash
     from ..runtime import resolve_device
     folder, vlm_lora = vlm_files(multiscale, vlm, vlm_lora, grpo)
+    if speed is not None:
+        from ..speed import check_speed
+        check_speed(speed, memory, resolve_device(device))
     where, dtype, offload = vlm_placement(memory, resolve_device(device))
     model, proc = load_vlm(folder, vlm_lora, where, dtype)
     extra = [Path(vlm_lora)] if vlm_lora else []
     ex = VLMPrompt(model, proc, multiscale, folder_hash(Path(folder), extra), max_new_tokens, offload, cleans(vlm, clean))
     if grpo:
         ex.name = "vlm-grpo"
+    if speed is not None:
+        from ..speed import speed_up_vlm
+        speed_up_vlm(ex, speed)
     return ex
 
 
 @register("vlm", "Qwen2.5-VL, multi-scale message (coarser state + zoomed input); demo weights, or --vlm DIR",
-          availability=_demo_availability, options=("vlm", "max_new_tokens", "memory", "clean"), needs=("multiscale",),
+          availability=_demo_availability, options=("vlm", "max_new_tokens", "memory", "clean", "speed"), needs=("multiscale",),
           identity=lambda arg=None, device="auto", **o: vlm_identity(True, **o))
 def _vlm(arg: str | None = None, device: str = "auto", **options) -> VLMPrompt:
     return make_vlm_prompt(True, device, **options)
 
 
 @register("vlm-single", "Qwen2.5-VL, single-image message (zoomed input only); demo weights, or --vlm DIR",
-          availability=_demo_availability, options=("vlm", "max_new_tokens", "memory", "clean"),
+          availability=_demo_availability, options=("vlm", "max_new_tokens", "memory", "clean", "speed"),
           identity=lambda arg=None, device="auto", **o: vlm_identity(False, **o))
 def _vlm_single(arg: str | None = None, device: str = "auto", **options) -> VLMPrompt:
     return make_vlm_prompt(False, device, **options)
 
 
 @register("vlm-grpo", "Qwen2.5-VL multi-scale with the GRPO LoRA adapter (demo adapter, or --vlm DIR --vlm-lora DIR)",
-          availability=_grpo_availability, options=("vlm", "vlm_lora", "max_new_tokens", "memory", "clean"), needs=("multiscale",),
+          availability=_grpo_availability, options=("vlm", "vlm_lora", "max_new_tokens", "memory", "clean", "speed"), needs=("multiscale",),
           identity=lambda arg=None, device="auto", **o: vlm_identity(True, grpo=True, **o))
 def _vlm_grpo(arg: str | None = None, device: str = "auto", **options) -> VLMPrompt:
     return make_vlm_prompt(True, device, grpo=True, **options)

@@ -41,7 +41,7 @@ def load_osediff(folder: str | os.PathLike, lora: str | os.PathLike | None, vae_
                  *, name: str, device: str = "auto", dtype: str = "float32", drop_t5: bool = False,
                  text_device: str | None = None, offload: bool = False, text_dtype: str | None = None,
                  memory: str | None = None, vae_tile: int | None = None,
-                 options: OSEDiffOptions | None = None) -> OSEDiffSD3:
+                 options: OSEDiffOptions | None = None, speed=None) -> OSEDiffSD3:
     """Build an OSEDiffSD3 from a diffusers SD3 folder and the two official-format LoRA files.
 
     ``dtype`` float32, bfloat16 or float16 (transformer, VAE) and ``text_dtype`` (the text encoders;
@@ -49,7 +49,7 @@ def load_osediff(folder: str | os.PathLike, lora: str | os.PathLike | None, vae_
     ``text_device`` puts the text encoders elsewhere (e.g. ``cpu`` or ``cuda:1``: the official
     two-GPU layout); ``offload`` moves each model to the GPU only while it runs (small GPUs);
     ``memory`` a ``cozlib.memory`` profile, which sets all of these; ``vae_tile`` tiles the VAE's encode
-    and decode (``OSEDiffOptions.vae_tile``).
+    and decode (``OSEDiffOptions.vae_tile``); ``speed`` a ``cozlib.speed.Speed`` (parts compiled).
     """
     import torch
     import diffusers
@@ -65,6 +65,11 @@ def load_osediff(folder: str | os.PathLike, lora: str | os.PathLike | None, vae_
         options = replace(options, vae_tile=vae_tile)
     device = resolve_device(device)
     dtype, text_dtype, drop_t5, offload = placement(dtype, text_dtype, drop_t5, offload, memory)
+    if speed is not None:
+        from ...speed import check_speed
+        check_speed(speed, memory, device)
+        if offload and device.startswith("cuda"):
+            raise ConfigError("--compile needs the models resident on the GPU: leave out --offload")
     offload = offload and device.startswith("cuda")  # on the CPU everything already is where it runs
     torch_dtype = getattr(torch, dtype)
     kw = {"text_encoder_3": None, "tokenizer_3": None} if drop_t5 else {}
@@ -103,6 +108,9 @@ def load_osediff(folder: str | os.PathLike, lora: str | os.PathLike | None, vae_
     if device == "cpu" and not offload:  # the CPU's faster convolution layout for the VAE (inference only)
         pipe.vae.to(memory_format=torch.channels_last)
         model.channels_last = True
+    if speed is not None:
+        from ...speed import speed_up_sr
+        speed_up_sr(model, speed)
     return model
 
 
@@ -193,13 +201,14 @@ def _demo_files(weights: str | None, variant: str) -> tuple[Path, Path, Path]:
 
 def _demo_identity(device: str = "auto", weights: str | None = None, variant: str = "perceptual", dtype: str = "float32",
                    drop_t5: bool = False, text_dtype: str | None = None, memory: str | None = None,
-                   vae_tile: int | None = None, **_) -> str:
+                   vae_tile: int | None = None, speed=None, **_) -> str:
     from dataclasses import replace
     folder, lora, venc = _demo_files(weights, variant)
     dtype, text_dtype, drop_t5, _ = placement(dtype, text_dtype, drop_t5, False, memory)
     options = OSEDiffOptions.from_folder(folder)
     options = replace(options, vae_tile=vae_tile) if vae_tile is not None else options
-    return osediff_identity(f"osediff-demo-{variant}", folder, lora, venc, dtype, drop_t5, options, text_dtype)
+    ident = osediff_identity(f"osediff-demo-{variant}", folder, lora, venc, dtype, drop_t5, options, text_dtype)
+    return ident + (f":{speed.tag()}" if speed is not None else "")
 
 
 @register("osediff-demo", "OSEDiff on a tiny SD3 trained here on ZoomWorld + photo patches (committed weights)",

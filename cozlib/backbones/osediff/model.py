@@ -74,9 +74,10 @@ class OSEDiffSD3:
         if options.vae_tile:
             set_vae_tiling(self.vae, options.vae_tile)
         self.channels_last = False  # set by load_osediff for inference on the CPU (training keeps the default)
+        self.speed_tag = ""         # set by cozlib.speed (compiled parts: outputs within bf16 noise)
 
     def identity(self) -> str:
-        return self._identity
+        return self._identity + (f":{self.speed_tag}" if self.speed_tag else "")
 
     # the prompt: SD3's own encoding (CLIP-L + CLIP-G hidden states padded and joined to T5's)
     def encode_prompt(self, prompts: Sequence[str]):
@@ -147,17 +148,20 @@ class OSEDiffSD3:
 
     def full_image_step(self, prev: Image.Image, full: Image.Image, extractor, upscale: int, *, step: int = 1,
                         tile: int = 64, overlap: int = 16, user_prompt: str = "", source: dict | None = None,
-                        ) -> tuple[Image.Image, list[dict]]:
+                        tile_batch: int = 8) -> tuple[Image.Image, list[dict]]:
         """One step of the official full-image CoZ (``inference_coz_full.py``): the whole previous state,
         LANCZOS-enlarged ``upscale`` times, is encoded once; every ``tile``-latent tile (``overlap``
         apart, the last flush with the edge) is decoded as it is and shown to the extractor after
         ``full`` (the input at process size) for its own prompt; the tile's one step z - v is blended
         with Gaussian weights; the whole latent is decoded without the shift factor, as that code does.
-        Returns the new state and, per tile, its latent box and prompt."""
+        The official code does the tiles one by one; here ``tile_batch`` tiles at a time share each
+        call (VAE decode, one VLM ``generate``, the text encoders, the transformer): the same prompts
+        and, within float noise, the same image. Returns the new state and, per tile, its latent box
+        and prompt."""
         import torch
         from ... import geometry
         from ...imageio import pil_to_tensor, tensor_to_pil
-        from ...prompts import PromptContext, prompt_for
+        from ...prompts import PromptContext, prompts_for
         truncate = self.options.to_8bit == "truncate"
         big = prev.resize((prev.width * upscale, prev.height * upscale), Image.LANCZOS)
         with torch.inference_mode():
@@ -165,18 +169,21 @@ class OSEDiffSD3:
             _, _, H, W = z.shape
             w = torch.from_numpy(geometry.gaussian_weights(tile)).to(z.device, z.dtype)
             acc, norm, tiles = torch.zeros_like(z), torch.zeros((1, 1, H, W), device=z.device, dtype=z.dtype), []
-            for y in geometry.tile_starts(H, tile, overlap):
-                for x in geometry.tile_starts(W, tile, overlap):
-                    patch = z[:, :, y:y + tile, x:x + tile]
-                    seen = tensor_to_pil(((self._decode_unshifted(patch).float() + 1) / 2).clamp(0, 1).cpu(), truncate)
-                    window = (x / W, y / H, (x + tile) / W, (y + tile) / H)
-                    ctx = PromptContext(zoomed=seen, previous=full, step=step, window=window, source=dict(source or {}))
-                    prompt = prompt_for(extractor, ctx, user_prompt)
-                    pe, pooled = self.encode_prompt([prompt])
-                    v = self._v(patch, pe, pooled).to(z.dtype)
-                    acc[:, :, y:y + tile, x:x + tile] += (patch - self.sigma * v) * w
+            boxes = [(x, y) for y in geometry.tile_starts(H, tile, overlap) for x in geometry.tile_starts(W, tile, overlap)]
+            for i in range(0, len(boxes), max(1, tile_batch)):
+                chunk = boxes[i:i + max(1, tile_batch)]
+                patches = torch.cat([z[:, :, y:y + tile, x:x + tile] for x, y in chunk])      # [n, C, tile, tile]
+                seen = ((self._decode_unshifted(patches).float() + 1) / 2).clamp(0, 1).cpu()
+                windows = [(x / W, y / H, (x + tile) / W, (y + tile) / H) for x, y in chunk]
+                ctxs = [PromptContext(zoomed=tensor_to_pil(seen[j], truncate), previous=full, step=step, window=win,
+                                      source=dict(source or {})) for j, win in enumerate(windows)]
+                prompts = prompts_for(extractor, ctxs, user_prompt)
+                pe, pooled = self.encode_prompt(prompts)
+                v = self._v(patches, pe, pooled).to(z.dtype)
+                for j, (x, y) in enumerate(chunk):
+                    acc[:, :, y:y + tile, x:x + tile] += (patches[j:j + 1] - self.sigma * v[j:j + 1]) * w
                     norm[:, :, y:y + tile, x:x + tile] += w
-                    tiles.append({"box": (x, y, x + tile, y + tile), "window": window, "prompt": prompt})
+                    tiles.append({"box": (x, y, x + tile, y + tile), "window": windows[j], "prompt": prompts[j]})
             out = self._decode_unshifted(acc / norm)
         return tensor_to_pil(((out.float() + 1) / 2).clamp(0, 1).cpu(), truncate), tiles
 
