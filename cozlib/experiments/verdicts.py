@@ -69,3 +69,15 @@ def paired(values_a: dict, values_b: dict, a: str, b: str, lower: bool = True) -
     d, lo, hi, n = paired_difference(va, vb)
     ahead = sum((x < y) if lower else (x > y) for x, y in zip(va, vb))
     return Paired(a, b, float(np.mean(va)), float(np.mean(vb)), d, lo, hi, n, ahead)
+
+
+def chain_verdicts(rows, comparisons, mags, metric: str = "texture", lower: bool = True) -> str:
+    """Markdown bullets, one per (label a, label b, claim) of ``comparisons`` and magnification: the
+    paired verdict of ``metric`` over the scenes of ``rows`` (``score_truth`` / ``score_chains`` rows)."""
+    from .tables import per_scene_values
+    lines = []
+    for a, b, claim in comparisons:
+        for x in mags:
+            p = paired(per_scene_values(rows, metric, a, x), per_scene_values(rows, metric, b, x), a, b, lower)
+            lines.append("- " + paired_verdict(p, f"{claim} at {x}x, {metric}"))
+    return "\n".join(lines)
