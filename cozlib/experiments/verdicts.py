@@ -81,3 +81,10 @@ def chain_verdicts(rows, comparisons, mags, metric: str = "texture", lower: bool
             p = paired(per_scene_values(rows, metric, a, x), per_scene_values(rows, metric, b, x), a, b, lower)
             lines.append("- " + paired_verdict(p, f"{claim} at {x}x, {metric}"))
     return "\n".join(lines)
+
+
+def table_verdicts(table, claim: str, a: str, b: str, lower: bool = True) -> str:
+    """Markdown bullets from a ``tables.paired_extractors`` table (zoom, b's mean, a's mean, a - b, 95%
+    low, 95% high, views): one paired verdict per zoom."""
+    return "\n".join("- " + paired_verdict(Paired(a, b, mean_a, mean_b, d, lo, hi, n), f"{claim} at {zoom}", lower)
+                     for zoom, mean_b, mean_a, d, lo, hi, n in table)
