@@ -183,6 +183,14 @@ def truth_states(result: ChainResult) -> list[Image.Image]:
     return [im.copy() for im in _truth(seed, windows, result.states[0].size[0])]
 
 
+def truth_words(result: ChainResult) -> list[dict[str, float]]:
+    """The true words ({word: area fraction}) of every state's window of a ZoomWorld chain."""
+    from .. import world
+    size = result.states[0].size[0]
+    return [world.window_words(result.source["world_seed"], world.in_world(w, result.source), size)
+            for w in result.windows]
+
+
 @lru_cache(maxsize=128)
 def _truth(seed: int, windows: tuple, size: int) -> tuple[Image.Image, ...]:
     from .. import world

@@ -84,23 +84,42 @@ def views_figure(images: Sequence[Image.Image], titles: Sequence[str], captions:
     return fig
 
 
-def figure8(results: Mapping[tuple[str, str], ChainResult], image: str, methods: Sequence[str], wrap: int = 28):
+def figure8(results: Mapping[tuple[str, str], ChainResult], image: str, methods: Sequence[str], wrap: int = 28,
+            truth: tuple[Sequence[Image.Image], Sequence[Mapping[str, float]]] | None = None):
     """Figure-8-style grid: one row per prompt source, columns the zoom levels; under each state the
-    prompt that produced it (c_k), so a hallucinated word shows where it enters the chain."""
+    prompt that produced it (c_k), so a hallucinated word shows where it enters the chain. With
+    ``truth`` (the true states x_0..x_n and the true words of each, ZoomWorld), a first row shows the
+    truth with its words, and each prompt's false words (vocabulary words not true of the state's
+    window) are named in red under it."""
     import textwrap
     import matplotlib.pyplot as plt
+    from ..metrics.truth import prompt_words
+    from ..world.vocab import vocabulary
     first = results[(image, methods[0])]
     n = len(first.states) - 1
-    fig, axes = plt.subplots(len(methods), n, figsize=(2.6 * n, 3.1 * len(methods)), squeeze=False)
-    for i, label in enumerate(methods):
-        res = results[(image, label)]
+    rows = (["truth"] if truth is not None else []) + list(methods)
+    fig, axes = plt.subplots(len(rows), n, figsize=(2.6 * n, 3.3 * len(rows)), squeeze=False)
+    vocab = vocabulary() if truth is not None else ()
+    for i, label in enumerate(rows):
+        res = None if label == "truth" else results[(image, label)]
         for k in range(1, n + 1):
             ax = axes[i][k - 1]
-            ax.imshow(res.states[k], interpolation="nearest")
+            state = truth[0][k] if res is None else res.states[k]
+            ax.imshow(state, interpolation="nearest")
             ax.set_xticks([]), ax.set_yticks([])
-            ax.set_xlabel(textwrap.fill(res.prompts[k - 1] or "(empty)", wrap), fontsize=7)
+            if res is None:
+                text = "true: " + ", ".join(sorted(truth[1][k], key=lambda w: -truth[1][k][w]))
+            else:
+                text = res.prompts[k - 1] or "(empty)"
+            ax.set_xlabel(textwrap.fill(text, wrap), fontsize=7)
+            if res is not None and truth is not None:
+                named, _ = prompt_words(res.prompts[k - 1], vocab)
+                false = sorted(named - set(truth[1][k]))
+                if false:
+                    ax.text(0.5, 1.01, "false: " + ", ".join(false), transform=ax.transAxes, ha="center",
+                            va="bottom", fontsize=7, color="C3", wrap=True)
             if i == 0:
-                ax.set_title(f"{res.magnifications[k]}x", fontsize=10)
+                ax.set_title(f"{first.magnifications[k]}x", fontsize=10, pad=14 if truth is not None else 6)
             if k == 1:
                 ax.set_ylabel(label, fontsize=9)
     fig.tight_layout()

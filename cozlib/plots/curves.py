@@ -25,6 +25,8 @@ def per_scale_figure(rows: Sequence[dict], metrics: Sequence[str], methods: Sequ
         ax.set_xscale("log", base=4)
         ax.set_xticks(xs, [f"{x}x" for x in xs])
         ax.set_title(f"{metric.upper()} ({'lower' if metric in LOWER_IS_BETTER else 'higher'} is better)")
+        ax.set_xlabel("magnification of the state")
+        ax.set_ylabel(f"mean {metric.upper()} over images")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
@@ -33,8 +35,8 @@ def per_scale_figure(rows: Sequence[dict], metrics: Sequence[str], methods: Sequ
 
 def figure6(history: Sequence[dict]):
     """Figure-6-style reward curves of a GRPO run (trl's log: rewards/<name>/mean per step), four
-    panels (critic, phrase, repetition, total), the paper's read-off values beside them on a
-    training-progress axis (0 = start, 1 = end of each run)."""
+    panels (critic, phrase, repetition, total), the paper's read-off values beside them against the
+    paper's own steps (``reward_curves``)."""
     from .paper import reward_curves
     return reward_curves({"this run": history}, paper=True)
 
@@ -52,8 +54,12 @@ def training_curves(folder: str | os.PathLike, key: str | None = None, ylabel: s
         ax.set_yscale("log"), ax.set_xlabel("step"), ax.set_ylabel(ylabel), ax.legend()
         fig.tight_layout()
         return fig
-    fig, axes = plt.subplots(1, len(stages), figsize=(3.6 * len(stages), 3.0), squeeze=False)
-    for ax, name in zip(axes[0], stages):
+    cols = min(4, len(stages))
+    nrows = -(-len(stages) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.4 * nrows), squeeze=False)
+    for ax in axes.flat[len(stages):]:
+        ax.set_visible(False)
+    for ax, name in zip(axes.flat, stages):
         rows = hist[name]
         steps = [r["step"] for r in rows]
         keys = [k for k in rows[0] if k != "step"]
@@ -62,8 +68,8 @@ def training_curves(folder: str | os.PathLike, key: str | None = None, ylabel: s
         positive = all(r[k] > 0 for r in rows for k in keys)
         ax.set_yscale("log") if positive else ax.set_yscale("symlog", linthresh=0.01)
         ax.set_title(name)
-        ax.set_xlabel("step")
-        ax.legend(fontsize=7)
-    axes[0][0].set_ylabel(ylabel)
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

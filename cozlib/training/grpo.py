@@ -116,6 +116,27 @@ def critic_agreement(critic, data: dict, n_per_view: int = 2, seed: int = 1, tar
             "spearman": corr(rank(s), rank(t)), "mae": float(np.abs(s - t).mean())}
 
 
+#: Ways to write the exact true words that an ideal critic scores the same (``critic_probe``).
+EXACT_VARIANTS = {"as trained (lower case)": lambda w: ", ".join(w), "reversed order": lambda w: ", ".join(w[::-1]),
+                  "upper case": lambda w: ", ".join(w).upper(), "capitalised": lambda w: ", ".join(x.capitalize() for x in w),
+                  "with a closing period": lambda w: ", ".join(w) + "."}
+
+
+def critic_probe(critic, data: dict, n: int = 40) -> list[list]:
+    """[way of writing the true words, the critic's mean score, share scored below 50, the truth's score] on
+    the first ``n`` held-out views: does the critic pay the exact answer however it is written?"""
+    from ..grpo.critic import truth_score
+    pairs = [view_images(data, j) for j in range(min(n, len(data["prompt"])))]
+    words = [data["prompt"][j].split(", ") for j in range(len(pairs))]
+    rows = []
+    for name, write in EXACT_VARIANTS.items():
+        texts = [write(w) for w in words]
+        scores = [0.0 if s is None else s for s in critic.scores(pairs, texts)]
+        truth = float(np.mean([truth_score(t, data["words"][j]) for j, t in enumerate(texts)]))
+        rows.append([name, float(np.mean(scores)), float(np.mean([s < 50 for s in scores])), truth])
+    return rows
+
+
 def critic_gaps(critic, extractor, data: dict) -> list[list]:
     """[prompt, true words, critic score, truth score, critic - truth] for an extractor's prompts on
     held-out views (multi-scale: coarser and zoomed view), the largest overpayment first."""

@@ -181,3 +181,43 @@ def _timed(what: str, device: str, fn, steps: int, items: int) -> dict:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     return _row(what, device, 1, steps, time.perf_counter() - t, items)
+
+
+#: The committed demo weights and the manifest field that records each one's training time.
+TRAINED = (("osediff-demo", "train sr", "wall_s_all_stages"), ("vlm-demo", "train prompts (two VLM variants)",
+           "wall_s_all_stages"), ("dape-demo", "train prompts (the tagger)", "wall_s_all_stages"),
+           ("vlm-grpo-demo", "train grpo (the run that wrote the adapter; with the critic when it trained it)",
+            "wall_s_this_run"),
+           ("vlm-grpo-demo-critic2", "train grpo --preset critic2", "wall_s_this_run"))
+
+
+def training_times(root: str = "data/weights") -> list[list]:
+    """[weights folder, what trained it, device, seconds, manifest field] of every committed demo model,
+    read from its manifest (a missing folder is left out)."""
+    import json
+    from ..paths import resolve
+    rows = []
+    for folder, what, field in TRAINED:
+        path = resolve(root) / folder / "manifest.json"
+        if path.is_file():
+            m = json.loads(path.read_text())
+            if m.get(field) is not None:
+                rows.append([folder, what, m.get("device", "?"), float(m[field]), field])
+    return rows
+
+
+def beside_record(rows: list[dict], record: str = "bench/results/h200-2026-11-27-training_throughput.csv") -> list[list]:
+    """[what, GPU steps/s, that machine's CPU steps/s, GPU / its CPU, this run's device and steps/s, GPU /
+    this run] per measurement of the committed GPU record (``rows`` from this run; None where absent)."""
+    import csv
+    from ..paths import resolve
+    with open(resolve(record), newline="") as f:
+        rec = list(csv.DictReader(f))
+    gpu = {r["what"]: float(r["steps/s"]) for r in rec if r["device"].startswith("cuda")}
+    cpu = {r["what"]: float(r["steps/s"]) for r in rec if r["device"] == "cpu"}
+    here = {r["what"]: (r["device"], r["steps_per_s"]) for r in rows}
+    out = []
+    for what, g in gpu.items():
+        c, (dev, h) = cpu.get(what), here.get(what, (None, None))
+        out.append([what, g, c, None if c is None else g / c, dev, h, None if h is None else g / h])
+    return out
