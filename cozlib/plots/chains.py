@@ -98,7 +98,7 @@ def figure8(results: Mapping[tuple[str, str], ChainResult], image: str, methods:
     first = results[(image, methods[0])]
     n = len(first.states) - 1
     rows = (["truth"] if truth is not None else []) + list(methods)
-    fig, axes = plt.subplots(len(rows), n, figsize=(2.6 * n, 3.3 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), n, figsize=(2.2 * n, 2.8 * len(rows)), squeeze=False)
     vocab = vocabulary() if truth is not None else ()
     for i, label in enumerate(rows):
         res = None if label == "truth" else results[(image, label)]
