@@ -93,6 +93,9 @@ def chain_texture(weights: Path, cache_dir: Path, seeds: list[int], vlm: bool = 
     header, orderings = experiments.prompt_orderings(rows, mags)
     table = [{"direct SR": round(direct[x], 3), **{k: round(v, 3) if isinstance(v, float) else v
                                                    for k, v in zip(header, row)}} for x, row in zip(mags, orderings)]
+    grids = experiments.per_scale_means(rows, "grid")
+    for row, x in zip(table, mags):
+        row["GRID direct / null / oracle / wrong"] = [round(grids[l][x], 3) for l in labels[:4]]
     if vlm:
         means = experiments.per_scale_means(rows, "texture")["CoZ VLM (OSEDiff)"]
         for row, x in zip(table, mags):

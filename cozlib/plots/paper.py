@@ -160,27 +160,33 @@ def grpo_pipeline_figure(spec: Mapping, group: Mapping):
 
 def reward_curves(histories: Mapping[str, Sequence[dict]], paper: bool = False):
     """Reward curves of several GRPO runs in the four panels of Figures 6 and 7 (critic, phrase,
-    repetition, total), each run's running mean on its own progress axis; ``paper`` adds the
-    paper's Figure 6 read-off values."""
+    repetition, total): each run's per-step mean (faint) and running mean against its optimizer step;
+    ``paper`` adds the paper's Figure 6 read-off values against the paper's own steps (top axis: its
+    run is about 35 times longer than the demo's)."""
     import matplotlib.pyplot as plt
     from ..grpo.rewards import PAPER_CURVES, REWARD_KEYS
-    fig, axes = plt.subplots(1, 4, figsize=(15, 3.2))
+    fig, axes = plt.subplots(1, 4, figsize=(15, 3.6))
     for c, (label, history) in enumerate(histories.items()):
         steps = [r["step"] for r in history]
-        last = max(steps) if steps else 1
         for ax, key in zip(axes, REWARD_KEYS.values()):
             ys = [r.get(key) for r in history]
-            ax.plot([s / last for s in steps], ys, lw=1, alpha=0.3, color=f"C{c}")
+            ax.plot(steps, ys, lw=1, alpha=0.3, color=f"C{c}")
             k = max(1, len(ys) // 10)
             sm = [sum(ys[max(0, i - k + 1):i + 1]) / len(ys[max(0, i - k + 1):i + 1]) for i in range(len(ys))]
-            ax.plot([s / last for s in steps], sm, color=f"C{c}", label=label)
+            ax.plot(steps, sm, color=f"C{c}", label=f"{label} ({max(steps) if steps else 0} steps)")
     for ax, name in zip(axes, REWARD_KEYS):
         if paper:
+            top = ax.twiny()
             px, py = zip(*PAPER_CURVES[name])
-            ax.plot([x / px[-1] for x in px], py, "--", color="C3", label="paper (read off Fig. 6)")
-        ax.set_title(name)
-        ax.set_xlabel("training progress")
+            top.plot(px, py, "--", color="C3", label="paper (read off Fig. 6)")
+            top.set_xlabel("paper's GRPO step", fontsize=8, color="C3")
+            top.tick_params(axis="x", labelsize=7, colors="C3")
+            if name == "critic":
+                top.legend(fontsize=7, loc="lower right")
+        ax.set_title(name, fontsize=10, pad=24 if paper else 6)
+        ax.set_xlabel("GRPO step (this run)")
+        ax.set_ylabel(f"R_{name}" if name != "total" else "R (weighted sum)")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     return fig
