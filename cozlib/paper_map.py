@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .experiments.verdicts import FAILS, HOLDS, UNSETTLED, status as interval_status
+from .experiments.verdicts import FAILS, HOLDS, rise_status, status as interval_status
 
 MIXED, SHOWN, NOT_RUN = "mixed", "regenerated", "not run"
+#: The trend tables do not record a run's length; any committed run has far more steps than a trend needs.
+RUN_STEPS = 10 ** 6
 
 
 def _combined(statuses: list[str]) -> str:
@@ -114,7 +116,7 @@ def _trend(rows: list[dict], name: str) -> tuple[float, float, float]:
 def _fig6(f: Path) -> Verdict:
     rows = _table(f, "grpo_reward_trends")
     ch = {n: _trend(rows, n) for n in ("critic", "phrase", "repetition", "total")}
-    st = [interval_status(-hi, -lo, 300) for _, lo, hi in ch.values()]   # a rise: the change above zero
+    st = [rise_status(lo, hi, RUN_STEPS) for _, lo, hi in ch.values()]
     return Verdict(_combined(st), "change over the committed run [95%]: " + "; ".join(
         f"{n} {c:+.3f} [{lo:+.3f}, {hi:+.3f}]" for n, (c, lo, hi) in ch.items()))
 
@@ -124,7 +126,7 @@ def _fig7(f: Path) -> Verdict:
     parts, rising = [], []
     for r in rows:
         c, lo, hi = _num(r["critic reward change"]), _num(r["95% low"]), _num(r["95% high"])
-        rising.append(interval_status(-hi, -lo, 300))
+        rising.append(rise_status(lo, hi, RUN_STEPS))
         parts.append(f"{r['critic']}: critic reward {c:+.3f} [{lo:+.3f}, {hi:+.3f}], val F1 "
                      f"{_num(r['val F1 before']):.3f} -> {_num(r['val F1 after']):.3f}")
     return Verdict(_combined(rising), "; ".join(parts))

@@ -43,11 +43,13 @@ class Speed:
         return "static" + (f"+compile={self.backend}" if self.compile else "")
 
 
-def check_speed(speed: Speed, memory: str | None, device: str) -> None:
-    """A speed-up needs the models resident: offloading profiles move them between calls."""
+def check_speed(speed: Speed, memory: str | None, device: str, offload: bool = False) -> None:
+    """A speed-up needs the models resident: offloading (a profile's or ``--offload``) moves them between calls."""
     from .memory import profile
     if speed.backend not in BACKENDS:
         raise ConfigError(f"unknown compile backend {speed.backend!r}; choose one of {', '.join(BACKENDS)}")
+    if offload and device.startswith("cuda"):
+        raise ConfigError("--compile needs the models resident on the GPU: leave out --offload")
     prof = profile(memory)
     if prof is not None and (prof.offload or prof.vlm_offload) and device.startswith("cuda"):
         raise ConfigError(f"--compile needs the models resident on the GPU; memory profile {memory!r} moves them "

@@ -176,9 +176,7 @@ def _check_arguments(args: argparse.Namespace):
         from ..speed import Speed, check_speed
         if not (config.uses_backbone and (args.backbone.startswith("osediff") or "speed" in info.options)):
             raise ConfigError("--compile speeds up the osediff backbones and the VLM prompts; this chain uses neither")
-        if args.offload:
-            raise ConfigError("--compile needs the models resident on the GPU: leave out --offload")
-        check_speed(Speed(), args.memory, resolve_device(args.device))
+        check_speed(Speed(), args.memory, resolve_device(args.device), args.offload)
     if args.center is not None and not all(0.0 <= v <= 1.0 for v in args.center):
         raise ConfigError(f"--center takes two fractions of the input's width and height, each in [0, 1]; got "
                           f"{args.center[0]} {args.center[1]}")

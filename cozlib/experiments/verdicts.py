@@ -34,6 +34,11 @@ class Paired:
     ahead: int | None = None
 
 
+def rise_status(low: float, high: float, steps: int, min_n: int = 20) -> str:
+    """The status of "it rises" from the 95% interval of a change over a run (``stats.reward_trend``)."""
+    return status(-high, -low, steps, lower=True, min_n=min_n)
+
+
 def status(diff_low: float, diff_high: float, n: int, lower: bool = True, min_n: int = 5) -> str:
     """The verdict's status from the interval of a - b (claim: a lower than b, or higher)."""
     if n < min_n or math.isnan(diff_low) or math.isnan(diff_high):
@@ -53,7 +58,7 @@ def paired_verdict(p: Paired, claim: str, lower: bool = True, unit: str = "", mi
 def trend_verdict(name: str, change: float, low: float, high: float, steps: int, min_n: int = 20) -> str:
     """Does a reward rise over a run: its least-squares change with a 95% interval
     (``stats.reward_trend``)."""
-    st = status(-high, -low, steps, lower=True, min_n=min_n)   # a rise: -change below zero
+    st = rise_status(low, high, steps, min_n)
     return (f"**{st}** ({name} rises over the run): change {change:+.3f} (95% {low:+.3f} .. {high:+.3f}) "
             f"over {steps} steps.")
 

@@ -168,14 +168,13 @@ def with_user_prompt(extracted: str, user_prompt: str | None, null: bool = False
     return f"{extracted}, {user_prompt},"
 
 
-def prompt_for(extractor: PromptExtractor, ctx: PromptContext, user_prompt: str = "") -> str:
-    """c_i of ``ctx`` from ``extractor``, with the user prompt composed as the official code does."""
-    return with_user_prompt(extractor(ctx), user_prompt, getattr(extractor, "name", "") == "null")
-
-
 def prompts_for(extractor: PromptExtractor, contexts: Sequence[PromptContext], user_prompt: str = "") -> list[str]:
-    """``prompt_for`` of each context; several go to the extractor together (``extract_many``)."""
-    if len(contexts) == 1:
-        return [prompt_for(extractor, contexts[0], user_prompt)]
+    """c_i of each context from ``extractor`` (together: ``extract_many``), with the user prompt composed
+    as the official code does."""
     null = getattr(extractor, "name", "") == "null"
     return [with_user_prompt(p, user_prompt, null) for p in extract_many(extractor, contexts)]
+
+
+def prompt_for(extractor: PromptExtractor, ctx: PromptContext, user_prompt: str = "") -> str:
+    """``prompts_for`` of one context."""
+    return prompts_for(extractor, [ctx], user_prompt)[0]

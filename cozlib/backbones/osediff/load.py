@@ -67,9 +67,7 @@ def load_osediff(folder: str | os.PathLike, lora: str | os.PathLike | None, vae_
     dtype, text_dtype, drop_t5, offload = placement(dtype, text_dtype, drop_t5, offload, memory)
     if speed is not None:
         from ...speed import check_speed
-        check_speed(speed, memory, device)
-        if offload and device.startswith("cuda"):
-            raise ConfigError("--compile needs the models resident on the GPU: leave out --offload")
+        check_speed(speed, memory, device, offload)
     offload = offload and device.startswith("cuda")  # on the CPU everything already is where it runs
     torch_dtype = getattr(torch, dtype)
     kw = {"text_encoder_3": None, "tokenizer_3": None} if drop_t5 else {}
