@@ -14,7 +14,9 @@ the mean of the per-view difference multi-scale minus single-image with a 95% bo
 Then where each extractor's false words come from: per vocabulary
 level, whether the word is true of the coarser view's window (seen in the context image but not
 in the zoomed view: a context leak) or not. Committed weights (``data/weights/vlm-demo``), one torch thread.
-Results of record: bench/results/hallucination_cpu.md.
+Results of record: bench/results/hallucination_cpu.md; ``--record FILE`` also writes the paired tables
+as JSON (``experiments.bench_record`` reads it: notebooks 02 and 03 show its verdicts beside their
+own smaller samples).
 """
 from __future__ import annotations
 
@@ -43,6 +45,24 @@ def false_words(prompts: list[str], views: list[dict]) -> tuple[int, Counter, Co
     return named, false, leak
 
 
+def write_record(args, rows: list[dict], n_views: int, seconds: float) -> None:
+    """The paired hallucination and recall tables of every ordered pair of the extractors, as JSON
+    ({"a - b": {header, rows, recall}}: a's per-view value minus b's)."""
+    from cozlib import experiments
+    from cozlib.imageio import save_json
+    from cozlib.provenance import header
+    names = [args.against] + args.extractors
+    pairs = {}
+    for a in names:
+        for b in (n for n in names if n != a):
+            cols, table = experiments.paired_extractors(rows, a, b)
+            _, recall = experiments.paired_extractors(rows, a, b, metric="recall")
+            pairs[f"{a} - {b}"] = {"header": cols, "rows": table, "recall": recall}
+    save_json({"bench": "bench/hallucination.py", **header("cpu"), "view_seeds": args.view_seed,
+               "views_per_zoom": n_views, "process_size": args.process_size, "paired": pairs,
+               "seconds": round(seconds, 1)}, args.record)
+
+
 def main() -> None:
     import torch
     from cozlib import experiments
@@ -54,6 +74,8 @@ def main() -> None:
     ap.add_argument("--process-size", type=int, default=256)
     ap.add_argument("--against", default="vlm-single", help="the extractor the others are compared with")
     ap.add_argument("--extractors", nargs="+", default=["vlm"], help="compared with --against (e.g. vlm vlm-grpo)")
+    ap.add_argument("--record", help="also write the paired tables of every two extractors as JSON to this file "
+                                     "(bench/results/hallucination_cpu.json is the record notebooks read)")
     args = ap.parse_args()
     from cozlib.provenance import print_header
     print_header("cpu")
@@ -65,7 +87,10 @@ def main() -> None:
     names = [args.against] + args.extractors
     rows = experiments.extractor_scores(views, names, device="cpu", progress=False)
     by = {(r["extractor"], i % len(views)): r for i, r in enumerate(rows)}
-    print(f"{len(views)} test-split views (view seeds {args.view_seed}), {time.perf_counter() - t0:.0f} s")
+    seconds = time.perf_counter() - t0
+    print(f"{len(views)} test-split views (view seeds {args.view_seed}), {seconds:.0f} s")
+    if args.record:
+        write_record(args, rows, n_views, seconds)
     for e in args.extractors:
         print(f"\n| zoom | n | {args.against} | {e} | {e} - {args.against} (95% interval, paired views) | recall {args.against} / {e} |")
         print("|---|---|---|---|---|---|")

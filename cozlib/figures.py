@@ -83,8 +83,9 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def save_table(header: Sequence[str], rows: Sequence[Sequence[Any]], name: str, figures_dir: str | Path,
-               params: dict[str, Any], notebook: str | None = None, note: str = "") -> list[Path]:
-    """Write ``name.csv`` and ``name.md`` (with an optional note under the table) and record them."""
+               params: dict[str, Any], notebook: str | None = None, note: str = "", verdict: str = "") -> list[Path]:
+    """Write ``name.csv`` and ``name.md`` (with an optional note under the table, then the result's
+    computed verdict, ``experiments.verdicts``: docs/RESULTS.md shows it with the table) and record them."""
     figures_dir = Path(figures_dir)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -92,7 +93,7 @@ def save_table(header: Sequence[str], rows: Sequence[Sequence[Any]], name: str, 
     w.writerows([["" if v is None else (f"{v:.4f}" if isinstance(v, float) else v) for v in r] for r in rows])
     csv_path, md_path = figures_dir / f"{name}.csv", figures_dir / f"{name}.md"
     atomic_write_bytes(csv_path, buf.getvalue().encode())
-    md = markdown_table(header, rows) + (f"\n{note}\n" if note else "")
+    md = markdown_table(header, rows) + (f"\n{note}\n" if note else "") + (f"\n{verdict}\n" if verdict else "")
     atomic_write_bytes(md_path, md.encode())
     _record(figures_dir, [csv_path, md_path], params, notebook)
     return [csv_path, md_path]

@@ -94,8 +94,15 @@ def check_section(nb: Path, section: dict) -> None:
                               f"{defaults[k]!r} is a {type(defaults[k]).__name__}; fix the params file")
 
 
+#: The environment of the kernels ``make figures`` starts: no progress bars (frozen at "0%" in a saved
+#: notebook, they read as a hang) and no library deprecation chatter in the published pages.
+KERNEL_ENV = {"TQDM_DISABLE": "1", "TRANSFORMERS_VERBOSITY": "error", "PYTHONWARNINGS": "ignore::FutureWarning"}
+
+
 def run_notebook(nb: Path, parameters: dict, out_dir: Path) -> Path:
     import papermill as pm
+    for k, v in KERNEL_ENV.items():   # kernels inherit this process's environment
+        os.environ.setdefault(k, v)
     from .outputs import remove_stale_temps
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / nb.name

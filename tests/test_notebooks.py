@@ -62,8 +62,8 @@ def test_notebooks_execute_with_smoke_params(tmp_path):
     manifest = json.loads((figures / "MANIFEST.json").read_text())
     smoke = load_params(ROOT / "params/smoke.yaml")
     for name, notebook in (("table1_photos.csv", "01_ar2_scale_states"), ("table1_photos.md", "01_ar2_scale_states"),
-                           ("fig5_photos_astronaut.png", "01_ar2_scale_states"),
-                           ("fig5_photos_astronaut.pdf", "01_ar2_scale_states"),
+                           ("fig5_photos_chelsea.png", "01_ar2_scale_states"),
+                           ("fig5_photos_chelsea.pdf", "01_ar2_scale_states"),
                            ("metrics_per_scale_photos.png", "01_ar2_scale_states"),
                            ("protocol_step.png", "01_ar2_scale_states"),
                            ("zoom_explorer_astronaut.png", "90_zoom_explorer")):

@@ -123,3 +123,20 @@ def test_the_map_names_every_figure_and_table_and_judges_the_committed_figures()
         assert isinstance(v, Verdict) and v.status != NOT_RUN, (e.item, v)
         assert all((figures / f).is_file() for f in e.files), e.item
     assert "**not run**" in paper_map_markdown(resolve("tests"))   # no tables there: each says what is missing
+
+
+def test_user_study_proxy_shares_a_tied_first_place():
+    rows = [{"image": "a", "source": s, "k": 1, "panel": "(a)", "judge": "critic", "value": 80.0}
+            for s in user_study.SOURCES]
+    _, table = user_study.proxy_table(rows)
+    shares = [r[4] for r in table if r[0] == "(a)"]
+    assert shares == [pytest.approx(1 / 3)] * 3        # three equal scores: no source wins outright
+
+
+def test_energy_verdict_reads_whether_the_markov_chain_loses_detail():
+    from cozlib.experiments.detail import energy_verdict
+    # zoom, energies (Markov, AR-2, truth), Markov / truth, AR-2 / truth, textures
+    rising = [["4x", 1.0, 1.2, 1.4, 0.75, 0.89, 0.5, 0.5], ["256x", 0.8, 0.5, 0.86, 0.94, 0.62, 0.7, 0.5]]
+    assert energy_verdict(rising, 8).startswith("- **does not hold**") and "0.75 at 4x -> 0.94 at 256x" in energy_verdict(rising, 8)
+    falling = [rising[0], ["256x", 0.3, 0.5, 0.86, 0.35, 0.62, 0.7, 0.5]]
+    assert energy_verdict(falling, 8).startswith("- **holds**")

@@ -19,6 +19,12 @@ def paired_difference(a: Sequence[float], b: Sequence[float], draws: int = 4000,
     return float(d.mean()), float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975)), len(d)
 
 
+def mean_interval(values: Sequence[float], draws: int = 4000, seed: int = 0) -> tuple[float, float, float, int]:
+    """Mean of the numbers in ``values``, its 95% bootstrap interval and their count (the paired
+    difference against zero: the same resampling)."""
+    return paired_difference(values, [0.0] * len(values), draws, seed)
+
+
 def reward_trend(history: Sequence[dict], key: str, window: int = 50, block: int = 10, draws: int = 2000,
                  seed: int = 0) -> dict[str, float]:
     """Does a reward rise over a GRPO run (section 4, Figure 6)? The means of the first and the last

@@ -61,7 +61,8 @@ def lower_is_better(panel: str, judge: str) -> bool:
 
 
 def proxy_table(rows: Sequence[dict], sources: Sequence[str] = tuple(SOURCES)) -> tuple[list[str], list[list]]:
-    """Per panel and source: the paper's MOS beside each judge's mean and share of first places."""
+    """Per panel and source: the paper's MOS beside each judge's mean and share of first places (a
+    first place shared by k sources counts 1/k to each)."""
     header = ["panel", "prompt source", "paper MOS (1-5)", "critic mean", "critic best share", "truth mean",
               "truth best share"]
     out = []
@@ -74,11 +75,11 @@ def proxy_table(rows: Sequence[dict], sources: Sequence[str] = tuple(SOURCES)) -
                     by_case.setdefault((r["image"], r["k"]), {})[r["source"]] = r["value"]
             full = [c for c in by_case.values() if len(c) == len(sources)]
             pick = min if lower_is_better(panel, judge) else max
-            best = [pick(c, key=c.get) for c in full]
+            firsts = [[s for s in c if c[s] == pick(c.values())] for c in full]
             for s in sources:
                 vals = [c[s] for c in full]
-                stats[(judge, s)] = (sum(vals) / len(vals) if vals else None,
-                                     best.count(s) / len(best) if best else None)
+                share = sum(1 / len(f) for f in firsts if s in f)
+                stats[(judge, s)] = (sum(vals) / len(vals) if vals else None, share / len(full) if full else None)
         for i, s in enumerate(sources):
             out.append([panel, s, PAPER_MOS[panel][i], *stats[("critic", s)], *stats[("truth", s)]])
     return header, out

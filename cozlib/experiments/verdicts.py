@@ -84,8 +84,20 @@ def chain_verdicts(rows, comparisons, mags, metric: str = "texture", lower: bool
     for a, b, claim in comparisons:
         for x in mags:
             p = paired(per_scene_values(rows, metric, a, x), per_scene_values(rows, metric, b, x), a, b, lower)
-            lines.append("- " + paired_verdict(p, f"{claim} at {x}x, {metric}"))
+            lines.append("- " + paired_verdict(p, f"{claim} at {x}x, {metric}", lower))
     return "\n".join(lines)
+
+
+def paired_table(rows, metric: str, a: str, b: str, mags, lower: bool = True) -> tuple[list[str], list[list]]:
+    """Per magnification, ``metric`` of methods a and b paired over the images of ``rows`` (``score_truth`` /
+    ``score_chains`` rows): their means, a - b with its 95% interval, the images and the status; for
+    ``figures.save_table`` and ``paper_map`` (a claim read on means alone would hide how few images there are)."""
+    from .tables import per_scene_values
+    out = []
+    for x in mags:
+        p = paired(per_scene_values(rows, metric, a, x), per_scene_values(rows, metric, b, x), a, b, lower)
+        out.append([f"{x}x", p.mean_a, p.mean_b, p.diff, p.low, p.high, p.n, status(p.low, p.high, p.n, lower)])
+    return ["zoom", a, b, f"{metric}: a - b", "95% low", "95% high", "images", "status"], out
 
 
 def table_verdicts(table, claim: str, a: str, b: str, lower: bool = True) -> str:
@@ -93,3 +105,24 @@ def table_verdicts(table, claim: str, a: str, b: str, lower: bool = True) -> str
     low, 95% high, views): one paired verdict per zoom."""
     return "\n".join("- " + paired_verdict(Paired(a, b, mean_a, mean_b, d, lo, hi, n), f"{claim} at {zoom}", lower)
                      for zoom, mean_b, mean_a, d, lo, hi, n in table)
+
+
+def bench_record(name: str) -> dict | None:
+    """A committed bench record, ``bench/results/<name>.json`` (None when absent: a fresh clone has it)."""
+    import json
+    from ..paths import resolve
+    path = resolve("bench/results") / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def record_verdicts(name: str, a: str, b: str, claim: str, lower: bool = True) -> str:
+    """Markdown: the paired verdicts of extractor ``a`` against ``b`` per zoom from the committed
+    ``bench/hallucination.py`` record ``name``, saying where they come from; a notebook shows these
+    beside its own smaller sample. Empty when the record or the pair is absent."""
+    rec = bench_record(name)
+    pair = (rec or {}).get("paired", {}).get(f"{a} - {b}")
+    if pair is None:
+        return ""
+    head = (f"From the committed bench record `bench/results/{name}.json` ({rec['views_per_zoom']} fresh test views "
+            f"per zoom, paired; {rec['device']}, commit {rec['code_commit']}), where this notebook's sample is too small:")
+    return head + "\n" + table_verdicts(pair["rows"], claim, a, b, lower)

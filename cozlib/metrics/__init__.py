@@ -22,7 +22,7 @@ from ..errors import ConfigError, MissingWeightsError
 NO_REFERENCE: tuple[str, ...] = ("niqe", "piqe", "musiq", "maniqa-pipal", "clipiqa")
 FULL_REFERENCE: tuple[str, ...] = ("psnr", "ssim")
 ALL_METRICS: tuple[str, ...] = NO_REFERENCE + FULL_REFERENCE
-LOWER_IS_BETTER = frozenset({"niqe", "piqe"})
+LOWER_IS_BETTER = frozenset({"niqe", "piqe", "texture", "grid"})   # and against the truth: texture distance, GRID
 #: The smallest image side each metric takes (pyiqa 0.1.16, measured: NIQE's 96 px blocks, PIQE's
 #: 8 px, SSIM's 11 px window); smaller images are refused before any scoring (``check_sizes``).
 MIN_SIDE = {"niqe": 96, "piqe": 8, "ssim": 11}

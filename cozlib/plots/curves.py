@@ -11,24 +11,35 @@ from typing import Sequence
 from ..experiments.tables import per_scale_means
 
 
-def per_scale_figure(rows: Sequence[dict], metrics: Sequence[str], methods: Sequence[str]):
-    """Mean metric per magnification, one panel per metric, one line per method."""
+def per_scale_figure(rows: Sequence[dict], metrics: Sequence[str], methods: Sequence[str], intervals: bool = True):
+    """Mean metric per magnification, one panel per metric, one line per method, with the 95% bootstrap
+    interval of the mean over images shaded (``experiments.stats.mean_interval``)."""
     import matplotlib.pyplot as plt
+    from ..experiments.stats import mean_interval
+    from ..experiments.tables import per_scene_values
     from ..metrics import LOWER_IS_BETTER
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
-    for ax, metric in zip(axes[0], metrics):
+    ncol = min(len(metrics), 3)
+    nrow = -(-len(metrics) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.4 * ncol, 3.4 * nrow), squeeze=False)
+    for ax in axes.flat[len(metrics):]:
+        ax.axis("off")
+    for ax, metric in zip(axes.flat, metrics):
         means = per_scale_means(rows, metric)
         for label in methods:
-            if label in means:
-                xs = list(means[label])
-                ax.plot(xs, [means[label][x] for x in xs], marker="o", label=label)
+            if label not in means:
+                continue
+            xs = list(means[label])
+            line, = ax.plot(xs, [means[label][x] for x in xs], marker="o", label=label)
+            if intervals:
+                ci = [mean_interval(list(per_scene_values(rows, metric, label, x).values()))[1:3] for x in xs]
+                ax.fill_between(xs, [c[0] for c in ci], [c[1] for c in ci], color=line.get_color(), alpha=0.15, lw=0)
         ax.set_xscale("log", base=4)
         ax.set_xticks(xs, [f"{x}x" for x in xs])
         ax.set_title(f"{metric.upper()} ({'lower' if metric in LOWER_IS_BETTER else 'higher'} is better)")
         ax.set_xlabel("magnification of the state")
         ax.set_ylabel(f"mean {metric.upper()} over images")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+    axes.flat[0].legend(fontsize=7)
     fig.tight_layout()
     return fig
 

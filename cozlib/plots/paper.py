@@ -90,14 +90,17 @@ def detail_figure(strips: Sequence[tuple[str, Sequence[Image.Image]]], table: Se
     ax = fig.add_subplot(gs[:, n:n + 2])
     for col, label, style in ((1, "Markov (null prompt)", "o-"), (2, "AR-2 with prompts", "s-"), (3, "truth", "k--")):
         ax.plot(xs, [row[col] for row in table], style, label=label)
-    ax.set_title("detail energy (finest bands) x1e3", fontsize=9)
+    ax.set_title("detail energy (finest bands)", fontsize=9)
+    ax.set_ylabel("mean square of the finest bands x1e3", fontsize=8)
     ax.legend(fontsize=7)
     ax2 = fig.add_subplot(gs[:, n + 2:])
     for col, label, style in ((6, "Markov (null prompt)", "o-"), (7, "AR-2 with prompts", "s-")):
         ax2.plot(xs, [row[col] for row in table], style, label=label)
     ax2.set_title("texture distance to the truth (lower is better)", fontsize=9)
+    ax2.set_ylabel("texture distance", fontsize=8)
     for a in (ax, ax2):
         a.set_xticks(xs, [row[0] for row in table])
+        a.set_xlabel("magnification of the state", fontsize=8)
         a.grid(alpha=0.3)
     fig.tight_layout()
     return fig
