@@ -83,6 +83,8 @@ def test_truth_score_and_candidates():
     assert twin_prompt(["cat", "fur", "hairs"]) == ["log", "rings", "fibers"] and twin_prompt(["wall"]) is None
     assert all(coherent_prompt(rng, {"cat"})[0] != "cat" for _ in range(30))
     assert any(set(c.split(", ")) == {"log", "rings", "fibers"} for c in cands)   # the twin negative appears
+    written = [c for c in cands if c and c != c.lower() or c.endswith(".")]
+    assert written and all(truth_score(c, truth) == truth_score(c.lower().rstrip("."), truth) for c in written)
     msg = critic_messages("cat, fur")
     assert msg[0]["content"][:2] == [{"type": "image"}, {"type": "image"}] and "cat, fur" in msg[0]["content"][2]["text"]
 

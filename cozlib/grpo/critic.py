@@ -78,10 +78,19 @@ def twin_prompt(true: list[str]) -> list[str] | None:
     return [parent_of(part), part, twin]
 
 
+#: Ways of writing the same words, which an ideal critic scores alike (``truth_score`` reads words in
+#: any case); a share ``WRITTEN_SHARE`` of the critic's training candidates is written one of these
+#: ways, so that it pays for the words, not for their case (notebook 03's probe).
+WRITINGS = {"upper case": str.upper, "capitalised": lambda t: ", ".join(w.capitalize() for w in t.split(", ")),
+            "with a closing period": lambda t: t + "."}
+WRITTEN_SHARE = 0.25
+
+
 def candidate_prompts(truth: str, rng: random.Random, k: int = 3) -> list[str]:
     """Prompts of varied quality for one view (the critic's training material): the truth, subsets
     of it, with wrong words of the same levels mixed in, wrong only, plausible prompts about another
-    object (``coherent_prompt``) or the ambiguous twin (``twin_prompt``), empty, and repetitive ones."""
+    object (``coherent_prompt``) or the ambiguous twin (``twin_prompt``), empty, and repetitive ones;
+    a ``WRITTEN_SHARE`` of them in upper case, capitalised or with a closing period (``WRITINGS``)."""
     from ..prompts.oracle import wrong_word
     from ..world.vocab import vocabulary
     true = [w for w in truth.split(", ") if w]
@@ -106,7 +115,10 @@ def candidate_prompts(truth: str, rng: random.Random, k: int = 3) -> list[str]:
             words = (keep or rng.sample(vocab, 1)) * 3
         if kind < 0.95:
             rng.shuffle(words)
-        out.append(", ".join(words))
+        text = ", ".join(words)
+        if words and rng.random() < WRITTEN_SHARE:
+            text = rng.choice(list(WRITINGS.values()))(text)
+        out.append(text)
     return out
 
 

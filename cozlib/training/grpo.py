@@ -1,6 +1,7 @@
 """GRPO on the demo VLM (``make weights``): the demo critic, then trl's GRPOTrainer with a peft LoRA.
 
-1. ``train_critic``: a fresh tiny Qwen2.5-VL learns to answer ``critic.truth_score`` (F1 of a
+1. ``train_critic``: a tiny Qwen2.5-VL (by default starting from the supervised policy's weights, as
+   the paper's critic is a pretrained VLM) learns to answer ``critic.truth_score`` (F1 of a
    candidate prompt's words against the truth, 0-100) for (coarser view, zoomed view, candidate)
    from ZoomWorld train views with candidates of varied quality (``critic.candidate_prompts``).
 2. ``train_grpo``: the supervised multi-scale VLM (``data/weights/vlm-demo/multiscale``) is the
@@ -41,13 +42,16 @@ class GRPOTrainConfig:
     samples: int = option(PromptTrainConfig.samples, "training views (the extractor's)")
     val_samples: int = option(PromptTrainConfig.val_samples, "held-out views for the before / after metrics")
     # -- the demo critic: a tiny Qwen2.5-VL taught to score a prompt against the truth
-    steps_critic: int = option(1200, "critic SFT steps (answers 100 x F1 of a candidate's words against the truth)")
+    steps_critic: int = option(2400, "critic SFT steps (answers 100 x F1 of a candidate's words against the truth)")
     batch_critic: int = option(16, "critic batch size")
     lr_critic: float = option(1e-3, "critic peak learning rate")
+    critic_init: str = option("policy", "what the critic starts from: policy (the supervised VLM's weights, which "
+                                        "already see the twins apart with the coarser view: a pretrained critic, as "
+                                        "the paper's) or scratch (fresh random weights)")
     critic_target: str = option("f1", "what the critic learns to answer: f1 (100 x F1 of the words vs the truth) or "
                                       "precision (a stricter critic of another kind: Figure 7's second critic)")
     # -- GRPO (trl's GRPOTrainer)
-    steps_grpo: int = option(300, "GRPO optimizer steps (trl's max_steps; the paper ran about 10K)")
+    steps_grpo: int = option(600, "GRPO optimizer steps (trl's max_steps; the paper ran about 10K)")
     prompts_per_step: int = option(4, "views per optimizer step")
     num_generations: int = option(8, "completions per view, the group (the paper's [S] 2); with 4, 42% of groups "
                                      "gave one reward to all their completions: no learning signal")
@@ -68,6 +72,8 @@ class GRPOTrainConfig:
             raise ConfigError(f"num_generations must be >= 2 (GRPO compares completions within a group), "
                               f"got {self.num_generations!r}")
         from ..grpo.critic import CRITIC_TARGETS
+        if self.critic_init not in ("policy", "scratch"):
+            raise ConfigError(f"critic_init must be policy or scratch, got {self.critic_init!r}")
         if self.critic_target not in CRITIC_TARGETS:
             raise ConfigError(f"critic_target must be one of {', '.join(CRITIC_TARGETS)}, got {self.critic_target!r}")
         if self.beta < 0 or not self.temperature > 0 or not 0 <= self.lora_dropout < 1:
@@ -79,7 +85,8 @@ class GRPOTrainConfig:
 # -- the demo critic ----------------------------------------------------------------------------
 
 def train_critic(data: dict, cfg: GRPOTrainConfig, device: str, log=print):
-    """A fresh tiny Qwen2.5-VL taught to answer truth_score (``cfg.critic_target``); returns (model, processor, stage)."""
+    """A tiny Qwen2.5-VL (``cfg.critic_init``) taught to answer truth_score (``cfg.critic_target``); returns
+    (model, processor, stage)."""
     from ..grpo.critic import candidate_prompts, critic_messages, truth_score
     from .prompts import sft_stage
 
@@ -90,7 +97,8 @@ def train_critic(data: dict, cfg: GRPOTrainConfig, device: str, log=print):
         return ([critic_messages(c) for c in cands], [view_images(data, j) for j in idx],
                 [str(round(truth_score(c, data["words"][j], cfg.critic_target))) for c, j in zip(cands, idx)])
 
-    return sft_stage("critic", cfg.seed + 7, cfg.steps_critic, cfg.lr_critic, cfg.work, device, batch, log)
+    return sft_stage("critic", cfg.seed + 7, cfg.steps_critic, cfg.lr_critic, cfg.work, device, batch, log,
+                     init=cfg.policy if cfg.critic_init == "policy" else None)
 
 
 def critic_agreement(critic, data: dict, n_per_view: int = 2, seed: int = 1, target: str = "f1") -> dict:
