@@ -65,12 +65,15 @@ def protocol_figure(result: ChainResult, step: int = 1):
     return fig
 
 
-def views_figure(images: Sequence[Image.Image], titles: Sequence[str], captions: Sequence[str] = (), cols: int | None = None):
-    """A row (or grid) of views with titles and optional captions (e.g. their true words)."""
+def views_figure(images: Sequence[Image.Image], titles: Sequence[str], captions: Sequence[str] = (), cols: int | None = None,
+                 panel: float = 2.3):
+    """A row (or grid) of views with titles and optional captions (e.g. their true words); ``panel``: each
+    view's width in inches (large grids use less, so that the published notebooks stay small)."""
     import matplotlib.pyplot as plt
     cols = cols or len(images)
     rows = -(-len(images) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.3 * cols, 2.6 * rows + (0.5 if captions else 0)), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(panel * cols, (panel + 0.3) * rows + (0.5 if captions else 0)),
+                             squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.set_xticks([]), ax.set_yticks([])
         if i >= len(images):
