@@ -44,7 +44,7 @@ def test_record_verdicts_read_a_committed_bench_record(monkeypatch):
            "paired": {"vlm - vlm-single": {"rows": [["4x", 0.05, 0.03, -0.02, -0.03, -0.01, 1500]]}}}
     monkeypatch.setattr(verdicts, "bench_record", lambda name: rec if name == "hallucination_cpu" else None)
     text = verdicts.record_verdicts("hallucination_cpu", "vlm", "vlm-single", "the coarser view lowers hallucination")
-    assert "bench/results/hallucination_cpu.json" in text and "1600 fresh test views" in text and "abc1234" in text
+    assert "bench/results/hallucination_cpu.json" in text and "1600 fresh test views" in text and "commit abc1234)" in text
     assert "- **holds** (the coarser view lowers hallucination at 4x): vlm 0.030 vs vlm-single 0.050" in text
     assert verdicts.record_verdicts("hallucination_cpu", "vlm-grpo", "vlm", "x") == ""   # a pair it lacks
     assert verdicts.record_verdicts("other", "vlm", "vlm-single", "x") == ""              # no record

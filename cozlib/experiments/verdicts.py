@@ -115,6 +115,11 @@ def bench_record(name: str) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def _short(commit: str) -> str:
+    """A record's commit as people write it: 7 hex digits, and +dirty when the tree had changes."""
+    return commit[:7] + ("+dirty" if commit.endswith("+dirty") else "")
+
+
 def record_verdicts(name: str, a: str, b: str, claim: str, lower: bool = True) -> str:
     """Markdown: the paired verdicts of extractor ``a`` against ``b`` per zoom from the committed
     ``bench/hallucination.py`` record ``name``, saying where they come from; a notebook shows these
@@ -124,5 +129,5 @@ def record_verdicts(name: str, a: str, b: str, claim: str, lower: bool = True) -
     if pair is None:
         return ""
     head = (f"From the committed bench record `bench/results/{name}.json` ({rec['views_per_zoom']} fresh test views "
-            f"per zoom, paired; {rec['device']}, commit {rec['code_commit']}), where this notebook's sample is too small:")
+            f"per zoom, paired; {rec['device']}, commit {_short(rec['code_commit'])}), where this notebook's sample is too small:")
     return head + "\n" + table_verdicts(pair["rows"], claim, a, b, lower)
