@@ -141,21 +141,23 @@ def _fig7(f: Path) -> Verdict:
 
 
 def _fig8(f: Path) -> Verdict:
-    """From the committed bench record of 1600 paired views per zoom when there is one, else the notebook's table."""
+    """Multi-scale against single-image, then GRPO against multi-scale (the claim's two halves), from the
+    committed bench record of 1600 paired views per zoom when there is one, else the notebook's table."""
     from .experiments.verdicts import bench_record
     rec = bench_record("hallucination_cpu")
-    pair = (rec or {}).get("paired", {}).get("vlm - vlm-single")
-    if pair:
-        rows = [(z, d, lo, hi, n) for z, _, _, d, lo, hi, n in pair["rows"]]
+    paired = (rec or {}).get("paired", {})
+    if "vlm - vlm-single" in paired:
+        halves = {k: [(z, d, lo, hi, n) for z, _, _, d, lo, hi, n in paired[k]["rows"]]
+                  for k in ("vlm - vlm-single", "vlm-grpo - vlm") if k in paired}
         where = f"bench/results/hallucination_cpu.json, {rec['views_per_zoom']} views per zoom"
     else:
-        rows = [(r["zoom"], _num(r["vlm - vlm-single"]), _num(r["95% low"]), _num(r["95% high"]), int(_num(r["views"])))
-                for r in _table(f, "prompt_hallucination_paired")]
+        halves = {"vlm - vlm-single": [(r["zoom"], _num(r["vlm - vlm-single"]), _num(r["95% low"]), _num(r["95% high"]),
+                                        int(_num(r["views"]))) for r in _table(f, "prompt_hallucination_paired")]}
         where = "notebook 02's sample"
-    st = [interval_status(lo, hi, n) for _, _, lo, hi, n in rows]
-    nums = "; ".join(f"{z} {d:+.3f} [{lo:+.3f}, {hi:+.3f}]" for z, d, lo, hi, _ in rows)
-    return Verdict(_combined(st), f"hallucination, multi-scale - single-image VLM (below zero: multi-scale hallucinates "
-                           f"less; {where}): " + nums)
+    st = [interval_status(lo, hi, n) for rows in halves.values() for _, _, lo, hi, n in rows]
+    nums = "; ".join(f"{k}: " + ", ".join(f"{z} {d:+.3f} [{lo:+.3f}, {hi:+.3f}]" for z, d, lo, hi, _ in rows)
+                     for k, rows in halves.items())
+    return Verdict(_combined(st), f"hallucination differences (below zero: the first hallucinates less; {where}): " + nums)
 
 
 def _table1(f: Path) -> Verdict:
