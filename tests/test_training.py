@@ -267,6 +267,49 @@ def test_chain_pairs_feed_the_model_its_own_zoomed_outputs_with_each_levels_word
     assert (zoom_state(out, 4)[1].permute(1, 2, 0).numpy() == want_img).all()
 
 
+def test_chain_state_ancestors_stay_inside_the_base_view():
+    """A real chain starts at the 1x base view, so no chain-state pair starts from a wider ancestor."""
+    from cozlib.training.sr import SRTrainConfig, chain_draw
+    cfg = SRTrainConfig()
+    specs, _, depths, _ = chain_draw(cfg, 2000, 0)
+    zooms = np.array([s.zoom for s in specs])
+    assert (zooms / cfg.upscale ** depths >= 1 - 1e-9).all() and set(depths) == {1, 2, 3}
+
+
+def test_phase_average_cancels_a_pattern_tied_to_the_patch_grid():
+    """OSEDiffOptions.phase_average: a transformer whose velocity is one fixed 2x2 pattern tiled on its
+    patch grid (whatever the input) gives a flat velocity once averaged over the grid's phases, while an
+    input-driven velocity (here the input itself) comes back as it was."""
+    from types import SimpleNamespace
+    from cozlib.backbones.osediff import OSEDiffOptions, OSEDiffSD3
+    pattern = torch.tensor([[1.0, -1.0], [-0.5, 0.5]])
+
+    class Tiled(torch.nn.Module):
+        config = SimpleNamespace(patch_size=2)
+        dtype = torch.float32
+
+        def __init__(self, follow: bool) -> None:
+            super().__init__()
+            self.follow = follow
+
+        def forward(self, hidden_states, **kw):
+            B, C, H, W = hidden_states.shape
+            grid = pattern.repeat(H // 2, W // 2).expand(B, C, H, W)
+            return (hidden_states if self.follow else grid,)
+
+    model = OSEDiffSD3.__new__(OSEDiffSD3)
+    model.options, model.timestep = OSEDiffOptions(phase_average=True), torch.tensor(1000.0)
+    z = torch.randn(1, 4, 8, 8)
+    pe, pooled = torch.zeros(1, 3, 5), torch.zeros(1, 5)
+    model.transformer = Tiled(False)
+    v = model._v(z, pe, pooled)
+    assert v.shape == z.shape and torch.allclose(v, torch.zeros_like(v), atol=1e-6)
+    model.options = OSEDiffOptions(phase_average=False)
+    assert torch.equal(model._v(z, pe, pooled), pattern.repeat(4, 4).expand(1, 4, 8, 8))
+    model.options, model.transformer = OSEDiffOptions(phase_average=True), Tiled(True)
+    assert torch.allclose(model._v(z, pe, pooled), z, atol=1e-6)
+
+
 def test_chain_stage_trains_on_a_cached_draw_of_chain_pairs(tmp_path):
     from cozlib.config import build
     from cozlib.training.sr import SRTrainConfig, make_pairs, text_encoders, train_sr

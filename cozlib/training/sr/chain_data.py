@@ -3,9 +3,10 @@
 From the chain's second step on, the SR input is the model's own previous output, centre-cropped
 and upsampled, which may have drifted to another texture; then the words are the only sign of
 what the truth is. A chain-state pair renders a training view's ancestor 1..``chain_depth`` zoom
-steps out at low res, lets the model run the chain down to the view with each level's true words
-(or null prompts all the way, for a ``prompt_dropout_sr`` share), and asks it to turn that state,
-with the view's words, into the view's exact render.
+steps out at low res (never wider than the 1x base view, where a real chain starts), lets the model
+run the chain down to the view with each level's true words (or null prompts all the way, for a
+``prompt_dropout_sr`` share), and asks it to turn that state, with the view's words, into the
+view's exact render.
 """
 from __future__ import annotations
 
@@ -47,10 +48,17 @@ def chain_draw(cfg: SRTrainConfig, n: int, seed: int) -> tuple[list, list, np.nd
     whether each view's chain is worded)."""
     from ...world.datasets import sample_specs
     rng = np.random.default_rng([seed, 13])
-    specs = sample_specs("train", n, list(TRAIN_ZOOMS), rng)
+    specs = sample_specs("train", n, [z for z in TRAIN_ZOOMS if z >= cfg.upscale], rng)
     offsets = [tuple(o) for o in rng.uniform(-1, 1, (n, 2))]
-    depths = rng.integers(1, cfg.chain_depth + 1, n)
+    depths = np.array([rng.integers(1, max_depth(s.zoom, cfg) + 1) for s in specs])
     return specs, offsets, depths, rng.random(n) >= cfg.prompt_dropout_sr
+
+
+def max_depth(zoom: float, cfg: SRTrainConfig) -> int:
+    """The most zoom steps above a view at ``zoom`` whose ancestor is still inside the 1x base view (a
+    real chain starts there), at most ``chain_depth``."""
+    import math
+    return max(1, min(cfg.chain_depth, int(math.floor(math.log(zoom) / math.log(cfg.upscale) + 1e-9))))
 
 
 def chain_pairs(model: Callable, cfg: SRTrainConfig, n: int, seed: int, log=print, batch: int = 32) -> dict:

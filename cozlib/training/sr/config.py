@@ -18,8 +18,9 @@ class SRTrainConfig:
     out: str = option("data/weights/osediff-demo", "the weights folder written at the end (diffusers layout + LoRA files + manifest)")
     work: str = option("build/train/osediff-demo", "checkpoints and cached training data; a rerun resumes from here")
     device: str = option("auto", "auto (CUDA when present, bf16 autocast), cpu, cuda or cuda:N")
-    threads: int = option(1, "torch CPU threads while training: the weights depend on the thread count "
-                             "(float sums in another order), so one thread makes them independent of the machine")
+    threads: int = option(2, "torch CPU threads while training: the weights depend on the thread count (float "
+                             "sums in another order), so a fixed count makes a retrain give the same weights; two, "
+                             "because the phase-averaged one-step stages cost four transformer passes a step")
     workers: int = option(1, "processes rendering the ZoomWorld pairs (0: one per CPU core but one); the pairs do not depend on it")
     seed: int = option(0, "seed of every draw (pairs, batches, noise, initial weights)")
     # -- data ----------------------------------------------------------------------------------
@@ -61,6 +62,8 @@ class SRTrainConfig:
                                        "the word critic's features, output against truth: a texture's kind, not its phase)")
     texture_weight: float = option(0.03, "perceptual variant: weight of texture_loss (the texture distance's band statistics)")
     grid_weight: float = option(0.005, "perceptual variant: weight of grid_loss (spectral peaks on the 8 px latent grid)")
+    phase_average: bool = option(True, "the velocity averaged over the transformer's patch phases in training and use "
+                                       "(OSEDiffOptions.phase_average): no pattern can sit on the 8 px latent grid")
     # -- stage 4b: the one-step stage on its own chain states ----------------------------------
     steps_chain: int = option(1000, "one-step steps on chain states the model made itself (0: none); from the "
                                     "chain's second step on, its input is its own output (docs/PAPER.md §2)")
