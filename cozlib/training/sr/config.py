@@ -58,9 +58,11 @@ class SRTrainConfig:
     prompt_dropout_sr: float = option(0.2, "share of one-step prompts dropped to '', so a null prompt still works")
     l2_lowpass: int = option(4, "perceptual variant: L2 on the output average-pooled by this factor (the band the "
                                 "input already holds; the finer bands are left to the phase-blind terms)")
-    critic_weight: float = option(0.3, "perceptual variant: weight of critic_loss (per-channel mean and spread of "
-                                       "the word critic's features, output against truth: a texture's kind, not its phase)")
-    texture_weight: float = option(0.03, "perceptual variant: weight of texture_loss (the texture distance's band statistics)")
+    critic_weight: float = option(1.0, "perceptual variant: weight of critic_loss (per-channel mean and spread of "
+                                       "the word critic's features, output against truth: a texture's kind, not its phase); "
+                                       "the term through which the words choose the texture, so it outweighs the others")
+    texture_weight: float = option(0.1, "perceptual variant: weight of texture_loss (the texture distance's band statistics, "
+                                        "per orientation: a texture's direction)")
     grid_weight: float = option(0.005, "perceptual variant: weight of grid_loss (spectral peaks on the 8 px latent grid)")
     phase_average: bool = option(True, "the velocity averaged over the transformer's patch phases in training and use "
                                        "(OSEDiffOptions.phase_average): no pattern can sit on the 8 px latent grid")

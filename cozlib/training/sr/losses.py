@@ -3,7 +3,7 @@
 The paper trains OSEDiff with L2 + LPIPS(VGG) + VSD (docs/PAPER.md §5). At demo size there is no
 VGG and no teacher worth distilling, so the perceptual variant's loss is
 
-    L = MSE(pool_4(x), pool_4(y)) + 0.3 L_critic(x, y) + 0.03 L_texture(x, y) + 0.005 L_grid(x)
+    L = MSE(pool_4(x), pool_4(y)) + 1.0 L_critic(x, y) + 0.1 L_texture(x, y) + 0.005 L_grid(x)
 
 with x the one-step output and y the truth: L2 on the band the input already holds, and three
 phase-blind terms for the band the model has to invent (a texture's kind, not its exact phase,
