@@ -338,7 +338,7 @@ def test_sr_loss_is_pooled_l2_plus_the_weighted_phase_blind_terms():
     out, hr = torch.rand(2, 3, 64, 64) * 2 - 1, torch.rand(2, 3, 64, 64) * 2 - 1
     net = make_tagger_net(5, width=8).eval().requires_grad_(False)
     loss, row = sr_loss(out, hr, cfg, True, net)
-    want = l2_loss(out, hr, 4) + 0.3 * critic_loss(net, out, hr) + 0.03 * texture_loss(out, hr) + 0.005 * grid_loss(out)
+    want = l2_loss(out, hr, 4) + 1.0 * critic_loss(net, out, hr) + 0.1 * texture_loss(out, hr) + 0.005 * grid_loss(out)
     assert float(loss) == pytest.approx(float(want), rel=1e-6) and list(row) == ["l2", "critic", "texture", "grid"]
     loss, row = sr_loss(out, hr, cfg, False)                       # the l2 variant: every pixel, nothing else
     assert list(row) == ["l2"] and float(loss) == pytest.approx(float(torch.nn.functional.mse_loss(out, hr)))
