@@ -104,6 +104,8 @@ def test_smoke_grpo_training_writes_an_adapter_that_loads(tmp_path):
     adapter, critic = train(cfg, log=lambda *_: None)
     manifest = json.loads((adapter / "manifest.json").read_text())
     assert {"val_before", "val_after", "critic_agreement_val"} <= set(manifest)
+    (own,) = (tmp_path / "work").glob("policy-candidates-4x2-*.json")   # the critic also learnt the policy's completions
+    assert len(json.loads(own.read_text())) == 8 and manifest["critic_agreement_val"]["policy_completions"]["n"] == 8
     hist = json.loads((adapter / "history.json").read_text())
     assert hist and {"rewards/critic/mean", "rewards/phrase/mean", "rewards/repetition/mean"} <= set(hist[-1])
     m, p = load_vlm(policy, adapter, device="cpu")
@@ -130,3 +132,13 @@ def test_reward_trend_tells_a_rising_reward_from_noise():
     assert up["first"] == pytest.approx(np.mean([r["reward"] for r in rising[:50]]))
     with pytest.raises(ValueError, match="at least 20"):
         reward_trend(rising[:5], "reward")
+
+
+def test_grpo_settings_are_checked_before_any_work():
+    from cozlib.config import build
+    from cozlib.errors import ConfigError
+    from cozlib.training.grpo import GRPOTrainConfig
+    for key, value in (("critic_policy_share", 1.5), ("critic_init", "pretrained"), ("num_generations", 1),
+                       ("critic_policy_views", 2.5)):
+        with pytest.raises(ConfigError, match=key):
+            build(GRPOTrainConfig, "grpo", None, {key: value})

@@ -97,3 +97,20 @@ def test_paired_extractors_differences_views_that_both_score():
     assert paired_difference([nan], [1.0])[3] == 0
     with pytest.raises(ValueError, match="same views"):
         paired_extractors(rows[:3])
+
+
+def test_critic_scores_pay_each_rows_prompt_with_its_views_crops():
+    from cozlib.experiments import critic_scores, paired_extractors
+    views = [{"coarse": f"c{i}", "zoomed": f"z{i}"} for i in range(3)]
+    rows = [{"extractor": e, "zoom": 4, "prompt": f"{e} {i}"} for e in ("vlm", "vlm-grpo") for i in range(3)]
+    seen = []
+
+    class Critic:   # pays 90 for the tuned prompts, 60 for the others; None (unparsable) for view 2 of vlm
+        def scores(self, pairs, prompts):
+            seen.append((pairs, prompts))
+            return [90.0 if p.startswith("vlm-grpo") else (None if p.endswith("2") else 60.0) for p in prompts]
+    critic_scores(rows, views, Critic())
+    assert [r["critic"] for r in rows] == [0.6, 0.6, 0.0, 0.9, 0.9, 0.9]     # / 100; unparsable pays 0, as in GRPO
+    assert seen[0][0] == [["c0", "z0"], ["c1", "z1"], ["c2", "z2"]] and len(seen) == 2   # one call per extractor
+    table = paired_extractors(rows, "vlm-grpo", "vlm", metric="critic")[1]
+    assert table[0][3] == pytest.approx(0.5) and table[0][6] == 3

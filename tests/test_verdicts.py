@@ -47,6 +47,10 @@ def test_record_verdicts_read_a_committed_bench_record(monkeypatch):
     assert "bench/results/hallucination_cpu.json" in text and "1600 fresh test views" in text and "commit abc1234)" in text
     assert "- **holds** (the coarser view lowers hallucination at 4x): vlm 0.030 vs vlm-single 0.050" in text
     assert verdicts.record_verdicts("hallucination_cpu", "vlm-grpo", "vlm", "x") == ""   # a pair it lacks
+    assert verdicts.record_verdicts("hallucination_cpu", "vlm", "vlm-single", "x", metric="critic") == ""   # no R_critic in it
+    rec["paired"]["vlm - vlm-single"]["critic"] = [["4x", 0.80, 0.84, 0.04, 0.02, 0.06, 1600]]
+    text = verdicts.record_verdicts("hallucination_cpu", "vlm", "vlm-single", "R_critic rises", lower=False, metric="critic")
+    assert "- **holds** (R_critic rises at 4x): vlm 0.840 vs vlm-single 0.800" in text
     assert verdicts.record_verdicts("other", "vlm", "vlm-single", "x") == ""              # no record
 
 

@@ -5,9 +5,10 @@ The paper's critic is InternVL2.5-8B (Qwen2.5-VL-7B-Instruct in its robustness s
 instruction text is unknown. Ours is CRITIC_INSTRUCTION, the same at both scales:
 * paper scale: Qwen2.5-VL-7B-Instruct from a folder or the HF cache (``COZ_CRITIC`` / ``critic=DIR``;
   InternVL2.5-8B needs remote code, which this project does not run);
-* demo scale: a tiny Qwen2.5-VL trained here (``cozlib.training.grpo.train_critic``) to answer
-  ``truth_score``, the F1 of the prompt's words against ZoomWorld's true words; it learns that
-  only approximately, like a real critic, and its agreement with the truth is measured.
+* demo scale: a tiny Qwen2.5-VL trained here (``cozlib.training.grpo.train_critic``, on crafted
+  candidates and the policy's own completions) to answer ``truth_score``, the F1 of the prompt's
+  words against ZoomWorld's true words; it learns that only approximately, like a real critic, and
+  its agreement with the truth is measured.
 """
 from __future__ import annotations
 
