@@ -74,8 +74,8 @@ class GRPOTrainConfig:
     save_steps: int = option(50, "a trl checkpoint every this many steps (resumable)")
 
     def validate(self) -> "GRPOTrainConfig":
-        require_whole(self, ("samples", "val_samples", "critic_policy_views", "prompts_per_step", "max_completion_length", "lora_r",
-                             "lora_alpha", "save_steps"))
+        require_whole(self, ("samples", "val_samples", "critic_policy_views", "prompts_per_step",
+                             "max_completion_length", "lora_r", "lora_alpha", "save_steps"))
         if self.num_generations < 2:
             raise ConfigError(f"num_generations must be >= 2 (GRPO compares completions within a group), "
                               f"got {self.num_generations!r}")
@@ -148,11 +148,15 @@ def train_critic(data: dict, cfg: GRPOTrainConfig, device: str, log=print):
 
     def batch(i: int):
         rng = random.Random(cfg.seed * 1_000_003 + i)
-        mine = [rng.random() < cfg.critic_policy_share for _ in range(cfg.batch_critic)] if own else []
-        picks = [own[rng.randrange(len(own))] for m in mine if m]
-        idx = [rng.randrange(len(data["prompt"])) for _ in range(cfg.batch_critic - len(picks))]
-        cands = [candidate_prompts(data["prompt"][j], rng, 1)[0] for j in idx]
-        idx, cands = idx + [j for j, _ in picks], cands + [c for _, c in picks]
+        idx, cands = [], []
+        for _ in range(cfg.batch_critic):
+            if own and rng.random() < cfg.critic_policy_share:
+                j, c = own[rng.randrange(len(own))]
+            else:
+                j = rng.randrange(len(data["prompt"]))
+                c = candidate_prompts(data["prompt"][j], rng, 1)[0]
+            idx.append(j)
+            cands.append(c)
         return ([critic_messages(c) for c in cands], [view_images(data, j) for j in idx],
                 [str(round(truth_score(c, data["words"][j], cfg.critic_target))) for c, j in zip(cands, idx)])
 
@@ -168,7 +172,8 @@ def critic_agreement(critic, data: dict, n_per_view: int = 2, seed: int = 1, tar
     from ..grpo.critic import candidate_prompts, truth_score
     rng = random.Random(seed)
     if candidates is None:
-        candidates = [(j, c) for j in range(len(data["prompt"])) for c in candidate_prompts(data["prompt"][j], rng, n_per_view)]
+        candidates = [(j, c) for j in range(len(data["prompt"]))
+                      for c in candidate_prompts(data["prompt"][j], rng, n_per_view)]
     pairs = [view_images(data, j) for j, _ in candidates]
     cands = [c for _, c in candidates]
     truths = [truth_score(c, data["words"][j], target) for j, c in candidates]
@@ -321,11 +326,13 @@ def train(cfg: GRPOTrainConfig, log=print) -> tuple[Path, Path]:
     agreement = critic_agreement(critic, val, target=cfg.critic_target)
     log(f"[eval] critic vs truth on val: {json.dumps(agreement)}")
     before_model, before_proc = load_vlm(resolve(cfg.policy), None, device)
-    own = sample_completions(before_model, before_proc, [view_images(val, j) for j in range(min(60, len(val["prompt"])))], cfg.num_generations,
-                             cfg.temperature, cfg.max_completion_length, cfg.seed + 1)
+    first = [view_images(val, j) for j in range(min(60, len(val["prompt"])))]   # the policy's own, as GRPO samples them
+    own = sample_completions(before_model, before_proc, first, cfg.num_generations, cfg.temperature,
+                             cfg.max_completion_length, cfg.seed + 1)
     agreement["policy_completions"] = critic_agreement(critic, val, target=cfg.critic_target,
                                                        candidates=[(j, c) for j, cs in enumerate(own) for c in cs])
-    log(f"[eval] critic vs truth on the policy's completions (first 60 val views): {json.dumps(agreement['policy_completions'])}")
+    log(f"[eval] critic vs truth on the policy's completions (first 60 val views): "
+        f"{json.dumps(agreement['policy_completions'])}")
     before = score_prompts(vlm_prompts(before_model, before_proc, val, True), val)
     trainer, hist = train_grpo(data, critic, cfg, device, log)
     adapter = Path(cfg.work) / "adapter"
