@@ -14,7 +14,9 @@ the mean of the per-view difference multi-scale minus single-image with a 95% bo
 Then where each extractor's false words come from: per vocabulary
 level, whether the word is true of the coarser view's window (seen in the context image but not
 in the zoomed view: a context leak) or not. Committed weights (``data/weights/vlm-demo``), one torch thread.
-Results of record: bench/results/hallucination_cpu.md; ``--record FILE`` also writes the paired tables
+``--critic`` also scores every prompt with the committed demo critic (R_critic, GRPO's reward, on
+the deployed greedy prompts) and compares its mean per zoom, paired per view: does GRPO raise the
+reward it was trained on, on views it never saw? Results of record: bench/results/hallucination_cpu.md; ``--record FILE`` also writes the paired tables
 as JSON (``experiments.bench_record`` reads it: notebooks 02 and 03 show its verdicts beside their
 own smaller samples).
 """
@@ -58,6 +60,8 @@ def write_record(args, rows: list[dict], n_views: int, seconds: float) -> None:
             cols, table = experiments.paired_extractors(rows, a, b)
             _, recall = experiments.paired_extractors(rows, a, b, metric="recall")
             pairs[f"{a} - {b}"] = {"header": cols, "rows": table, "recall": recall}
+            if "critic" in rows[0]:
+                pairs[f"{a} - {b}"]["critic"] = experiments.paired_extractors(rows, a, b, metric="critic")[1]
     save_json({"bench": "bench/hallucination.py", **header("cpu"), "view_seeds": args.view_seed,
                "views_per_zoom": n_views, "process_size": args.process_size, "paired": pairs,
                "seconds": round(seconds, 1)}, args.record)
@@ -74,6 +78,8 @@ def main() -> None:
     ap.add_argument("--process-size", type=int, default=256)
     ap.add_argument("--against", default="vlm-single", help="the extractor the others are compared with")
     ap.add_argument("--extractors", nargs="+", default=["vlm"], help="compared with --against (e.g. vlm vlm-grpo)")
+    ap.add_argument("--critic", action="store_true",
+                    help="also score every prompt with the committed demo critic (R_critic, paired per view)")
     ap.add_argument("--record", help="also write the paired tables of every two extractors as JSON to this file "
                                      "(bench/results/hallucination_cpu.json is the record notebooks read)")
     args = ap.parse_args()
@@ -86,6 +92,9 @@ def main() -> None:
     n_views = args.n_per_zoom * len(args.view_seed)
     names = [args.against] + args.extractors
     rows = experiments.extractor_scores(views, names, device="cpu", progress=False)
+    if args.critic:
+        from cozlib.grpo.critic import load_critic
+        experiments.critic_scores(rows, views, load_critic(device="cpu"))
     by = {(r["extractor"], i % len(views)): r for i, r in enumerate(rows)}
     seconds = time.perf_counter() - t0
     print(f"{len(views)} test-split views (view seeds {args.view_seed}), {seconds:.0f} s")
@@ -99,6 +108,11 @@ def main() -> None:
         for (zoom, base, mine, mean, lo, hi, n), rec in zip(table, recall):
             print(f"| {zoom} | {n_views} | {base:.3f} | {mine:.3f} | "
                   f"{mean:+.3f} ({lo:+.3f} .. {hi:+.3f}; {n} views) | {rec[1]:.3f} / {rec[2]:.3f} |")
+        if args.critic:
+            print(f"\n| zoom | R_critic {args.against} | R_critic {e} | {e} - {args.against} (95% interval, paired views) |")
+            print("|---|---|---|---|")
+            for zoom, base, mine, mean, lo, hi, n in experiments.paired_extractors(rows, e, args.against, "critic")[1]:
+                print(f"| {zoom} | {base:.3f} | {mine:.3f} | {mean:+.3f} ({lo:+.3f} .. {hi:+.3f}; {n} views) |")
     print("\nWords named per zoom: all / false (object, part, micro) / false but true of the coarser view's window (object, part, micro)")
     for z in args.zooms:
         idx = [i for i, v in enumerate(views) if v["zoom"] == z]

@@ -83,6 +83,10 @@ def test_truth_score_and_candidates():
     assert twin_prompt(["cat", "fur", "hairs"]) == ["log", "rings", "fibers"] and twin_prompt(["wall"]) is None
     assert all(coherent_prompt(rng, {"cat"})[0] != "cat" for _ in range(30))
     assert any(set(c.split(", ")) == {"log", "rings", "fibers"} for c in cands)   # the twin negative appears
+    from cozlib.grpo.critic import twin_swap
+    assert twin_swap("cat, ground, fur, soil") == "log, ground, rings, soil"   # the policy's writing, the twin's words
+    assert twin_swap("log, rings, fibers") == "cat, fur, hairs" and twin_swap("wall, bricks") is None
+    assert truth_score(twin_swap("cat, ground, fur, soil"), {"cat": 1, "ground": 1, "fur": 1, "soil": 1}) == 50.0
     msg = critic_messages("cat, fur")
     assert msg[0]["content"][:2] == [{"type": "image"}, {"type": "image"}] and "cat, fur" in msg[0]["content"][2]["text"]
 
@@ -104,6 +108,8 @@ def test_smoke_grpo_training_writes_an_adapter_that_loads(tmp_path):
     adapter, critic = train(cfg, log=lambda *_: None)
     manifest = json.loads((adapter / "manifest.json").read_text())
     assert {"val_before", "val_after", "critic_agreement_val"} <= set(manifest)
+    (own,) = (tmp_path / "work").glob("policy-candidates-4x2-*.json")   # the critic also learnt the policy's completions
+    assert len(json.loads(own.read_text())) == 8 and manifest["critic_agreement_val"]["policy_completions"]["n"] == 8
     hist = json.loads((adapter / "history.json").read_text())
     assert hist and {"rewards/critic/mean", "rewards/phrase/mean", "rewards/repetition/mean"} <= set(hist[-1])
     m, p = load_vlm(policy, adapter, device="cpu")

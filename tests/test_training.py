@@ -314,7 +314,8 @@ def test_chain_stage_trains_on_a_cached_draw_of_chain_pairs(tmp_path):
     from cozlib.config import build
     from cozlib.training.sr import SRTrainConfig, make_pairs, text_encoders, train_sr
     from cozlib.training.tiny import build_pipeline
-    cfg = build(SRTrainConfig, "sr", "smoke", dict(work=str(tmp_path), pairs=8, steps_chain=3, chain_pairs=6))
+    cfg = build(SRTrainConfig, "sr", "smoke", dict(work=str(tmp_path), pairs=8, steps_chain=3, chain_pairs=6,
+                                                  phase_average=False))  # one transformer pass a step: the stages' order is checked
     pipe = build_pipeline(cfg.seed)  # untrained VAE and base: the SR stage's losses are what is checked
     for enc in text_encoders(pipe):
         enc.eval().requires_grad_(False)

@@ -12,12 +12,12 @@ Figures are drawn by ``cozlib.plots``; files are written by ``cozlib.figures``.
 """
 from .methods import (PHOTO_METHODS, WORLD_METHODS, Method, MethodModels, methods_by_label, run_methods, truth_states,
                       truth_words, world_inputs, world_methods)
-from .scoring import (chain_prompt_scores, extractor_scores, extractor_views, score_chains, score_truth, truth_grid)
+from .scoring import (chain_prompt_scores, critic_scores, extractor_scores, extractor_views, score_chains, score_truth, truth_grid)
 from .stats import paired_difference, reward_trend
 from .tables import (hallucination_table, paired_extractors, per_scale_means, per_scene_values, prompt_orderings,
                      table1, wins)
 
 __all__ = ["Method", "MethodModels", "PHOTO_METHODS", "WORLD_METHODS", "world_methods", "methods_by_label", "run_methods",
            "world_inputs", "truth_states", "truth_words", "score_chains", "score_truth", "truth_grid", "chain_prompt_scores",
-           "extractor_views", "extractor_scores", "table1", "per_scale_means", "wins", "per_scene_values",
+           "extractor_views", "extractor_scores", "critic_scores", "table1", "per_scale_means", "wins", "per_scene_values",
            "prompt_orderings", "hallucination_table", "paired_extractors", "paired_difference", "reward_trend"]

@@ -145,3 +145,15 @@ def extractor_scores(views: Sequence[dict], specs: Sequence[str], device: str = 
                          "precision": math.nan if sc.precision is None else sc.precision,
                          "hallucination": math.nan if sc.hallucination is None else sc.hallucination})
     return rows
+
+
+def critic_scores(rows: list[dict], views: Sequence[dict], critic) -> list[dict]:
+    """Add R_critic (the critic's score / 100, 0 when unparsable, as GRPO is paid: ``grpo.rewards``) of each
+    row's prompt to ``extractor_scores`` rows, the critic seeing the view's (coarser, zoomed) pair: the
+    critic's reward of the deployed (greedy) prompts, paired per view between extractors (section 4)."""
+    pairs = [[v["coarse"], v["zoomed"]] for v in views]
+    for i in range(0, len(rows), len(views)):
+        block = rows[i:i + len(views)]
+        for r, s in zip(block, critic.scores(pairs, [r["prompt"] for r in block])):
+            r["critic"] = (s or 0.0) / 100.0
+    return rows

@@ -120,14 +120,16 @@ def _short(commit: str) -> str:
     return commit[:7] + ("+dirty" if commit.endswith("+dirty") else "")
 
 
-def record_verdicts(name: str, a: str, b: str, claim: str, lower: bool = True) -> str:
+def record_verdicts(name: str, a: str, b: str, claim: str, lower: bool = True, metric: str = "hallucination") -> str:
     """Markdown: the paired verdicts of extractor ``a`` against ``b`` per zoom from the committed
-    ``bench/hallucination.py`` record ``name``, saying where they come from; a notebook shows these
-    beside its own smaller sample. Empty when the record or the pair is absent."""
+    ``bench/hallucination.py`` record ``name`` (``metric``: hallucination, or critic, R_critic where the
+    record has it), saying where they come from; a notebook shows these beside its own smaller sample.
+    Empty when the record, the pair or the metric is absent."""
     rec = bench_record(name)
     pair = (rec or {}).get("paired", {}).get(f"{a} - {b}")
-    if pair is None:
+    rows = (pair or {}).get("rows" if metric == "hallucination" else metric)
+    if rows is None:
         return ""
     head = (f"From the committed bench record `bench/results/{name}.json` ({rec['views_per_zoom']} fresh test views "
             f"per zoom, paired; {rec['device']}, commit {_short(rec['code_commit'])}), where this notebook's sample is too small:")
-    return head + "\n" + table_verdicts(pair["rows"], claim, a, b, lower)
+    return head + "\n" + table_verdicts(rows, claim, a, b, lower)

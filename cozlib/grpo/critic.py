@@ -78,6 +78,19 @@ def twin_prompt(true: list[str]) -> list[str] | None:
     return [parent_of(part), part, twin]
 
 
+def twin_swap(text: str) -> str | None:
+    """``text`` with each word of an ambiguous chain (object, part, micro-texture) replaced by its
+    twin's ('cat, ground, fur' -> 'log, ground, rings'): the mistake only the coarser view can catch,
+    written as the policy writes. None when the text names no such word."""
+    from ..world.vocab import AMBIGUOUS_PAIRS, parent_of
+    chain = lambda m: [parent_of(parent_of(m)), parent_of(m), m]  # noqa: E731
+    swap = {x: y for a, b in AMBIGUOUS_PAIRS for p, q in ((a, b), (b, a)) for x, y in zip(chain(p), chain(q))}
+    words = text.split(", ")
+    if not any(w in swap for w in words):
+        return None
+    return ", ".join(swap.get(w, w) for w in words)
+
+
 def candidate_prompts(truth: str, rng: random.Random, k: int = 3) -> list[str]:
     """Prompts of varied quality for one view (the critic's training material): the truth, subsets
     of it, with wrong words of the same levels mixed in, wrong only, plausible prompts about another

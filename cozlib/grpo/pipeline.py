@@ -33,20 +33,16 @@ def pipeline_spec(cfg, critic) -> dict[str, Any]:
 def sample_group(cfg, critic, data: dict, j: int, adapter: str | None = None, device: str = "cpu") -> dict[str, Any]:
     """One GRPO group on training example ``j``: the policy (``cfg.policy``, with ``adapter`` merged
     when given) samples ``cfg.num_generations`` completions; every trainer reward scores them."""
-    import torch
     from ..paths import resolve
     from ..prompts.vlm import load_vlm, vlm_messages
+    from ..training.grpo import sample_completions
     from ..training.prompts import view_images
     from .rewards import trainer_rewards
     model, proc = load_vlm(resolve(cfg.policy), resolve(adapter) if adapter else None, device)
     images = view_images(data, j)
     text = proc.apply_chat_template(vlm_messages(True), add_generation_prompt=True, tokenize=False)
-    inputs = proc(text=[text], images=[images], return_tensors="pt").to(model.device)
-    torch.manual_seed(cfg.seed)
-    with torch.inference_mode():
-        out = model.generate(**inputs, do_sample=True, temperature=cfg.temperature, top_k=0, top_p=1.0,
-                             max_new_tokens=cfg.max_completion_length, num_return_sequences=cfg.num_generations)
-    completions = proc.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    (completions,) = sample_completions(model, proc, [images], cfg.num_generations, cfg.temperature,
+                                        cfg.max_completion_length, cfg.seed)
     rewards, total = {}, [0.0] * len(completions)
     for f, w in trainer_rewards(critic):
         rewards[f.__name__] = f(prompts=[text] * len(completions), completions=completions,

@@ -44,6 +44,19 @@ class GRPOTrainConfig:
     steps_critic: int = option(1200, "critic SFT steps (answers 100 x F1 of a candidate's words against the truth)")
     batch_critic: int = option(16, "critic batch size")
     lr_critic: float = option(1e-3, "critic peak learning rate")
+    critic_policy_share: float = option(0.5, "share of the critic's training candidates that are the policy's own "
+                                              "completions (sampled as GRPO samples them), the rest from "
+                                              "critic.candidate_prompts: a reward model learns the distinctions it "
+                                              "will be asked to make")
+    critic_twin_share: float = option(0.5, "share of those completions given to the critic twin-swapped "
+                                           "(critic.twin_swap: 'cat, ground, fur' -> 'log, ground, rings', scored "
+                                           "against the truth): the mistake GRPO drifts to when the critic cannot "
+                                           "tell the ambiguous twins apart")
+    critic_policy_views: int = option(1200, "training views the policy samples num_generations completions for, "
+                                            "once (cached in work)")
+    critic_init: str = option("scratch", "what the critic starts from: scratch (a fresh tiny Qwen2.5-VL) or policy "
+                                         "(the supervised VLM's weights, which already tell the ambiguous twins apart "
+                                         "with the coarser view: a pretrained critic, as the paper's)")
     critic_target: str = option("f1", "what the critic learns to answer: f1 (100 x F1 of the words vs the truth) or "
                                       "precision (a stricter critic of another kind: Figure 7's second critic)")
     # -- GRPO (trl's GRPOTrainer)
@@ -62,7 +75,7 @@ class GRPOTrainConfig:
     save_steps: int = option(50, "a trl checkpoint every this many steps (resumable)")
 
     def validate(self) -> "GRPOTrainConfig":
-        require_whole(self, ("samples", "val_samples", "prompts_per_step", "max_completion_length", "lora_r",
+        require_whole(self, ("samples", "val_samples", "critic_policy_views", "prompts_per_step", "max_completion_length", "lora_r",
                              "lora_alpha", "save_steps"))
         if self.num_generations < 2:
             raise ConfigError(f"num_generations must be >= 2 (GRPO compares completions within a group), "
@@ -70,6 +83,11 @@ class GRPOTrainConfig:
         from ..grpo.critic import CRITIC_TARGETS
         if self.critic_target not in CRITIC_TARGETS:
             raise ConfigError(f"critic_target must be one of {', '.join(CRITIC_TARGETS)}, got {self.critic_target!r}")
+        if self.critic_init not in ("scratch", "policy"):
+            raise ConfigError(f"critic_init must be scratch or policy, got {self.critic_init!r}")
+        if not (0 <= self.critic_policy_share <= 1 and 0 <= self.critic_twin_share <= 1):
+            raise ConfigError(f"critic_policy_share and critic_twin_share must be in [0, 1], got "
+                              f"{self.critic_policy_share!r}, {self.critic_twin_share!r}")
         if self.beta < 0 or not self.temperature > 0 or not 0 <= self.lora_dropout < 1:
             raise ConfigError(f"beta >= 0, temperature > 0 and 0 <= lora_dropout < 1, got {self.beta!r}, "
                               f"{self.temperature!r}, {self.lora_dropout!r}")
@@ -78,32 +96,90 @@ class GRPOTrainConfig:
 
 # -- the demo critic ----------------------------------------------------------------------------
 
+def sample_completions(model, proc, image_lists: list, n: int, temperature: float, max_new_tokens: int,
+                       seed: int) -> list[list[str]]:
+    """``n`` completions per list of images, sampled as GRPOTrainer samples them (the multi-scale
+    message, plain temperature sampling, raw text); one list of ``n`` per image list."""
+    import torch
+    from ..prompts.vlm import vlm_messages
+    text = proc.apply_chat_template(vlm_messages(True), add_generation_prompt=True, tokenize=False)
+    inputs = proc(text=[text] * len(image_lists), images=[[im.convert("RGB") for im in ims] for ims in image_lists],
+                  return_tensors="pt", padding=True).to(model.device)
+    torch.manual_seed(seed)
+    with torch.inference_mode():
+        out = model.generate(**inputs, do_sample=True, temperature=temperature, top_k=0, top_p=1.0,
+                             max_new_tokens=max_new_tokens, num_return_sequences=n)
+    texts = proc.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    return [texts[i * n:(i + 1) * n] for i in range(len(image_lists))]
+
+
+def policy_candidates(data: dict, cfg: GRPOTrainConfig, device: str, log=print) -> list[tuple[int, str]]:
+    """(training view, completion) pairs: the supervised policy's own completions on
+    ``cfg.critic_policy_views`` training views, the critic's on-policy material; sampled once and
+    kept in ``cfg.work`` (JSON)."""
+    from ..imageio import save_json
+    from ..paths import resolve
+    from ..prompts.vlm import load_vlm
+    from ..world import RENDER_VERSION
+    n_views = min(cfg.critic_policy_views, len(data["prompt"]))
+    path = Path(cfg.work) / (f"policy-candidates-{n_views}x{cfg.num_generations}-t{cfg.temperature}-{cfg.seed}"
+                             f"-r{RENDER_VERSION}.json")
+    if path.is_file():
+        return [(j, c) for j, c in json.loads(path.read_text())]
+    t0 = time.perf_counter()
+    model, proc = load_vlm(resolve(cfg.policy), None, device)
+    views = random.Random(cfg.seed + 11).sample(range(len(data["prompt"])), n_views)
+    out = []
+    for i in range(0, n_views, 8):
+        chunk = views[i:i + 8]
+        texts = sample_completions(model, proc, [view_images(data, j) for j in chunk], cfg.num_generations,
+                                   cfg.temperature, cfg.max_completion_length, cfg.seed * 1_000_003 + i)
+        out += [(j, c) for j, cs in zip(chunk, texts) for c in cs]
+    save_json(out, path)
+    log(f"[critic] {len(out)} policy completions on {n_views} training views in {time.perf_counter() - t0:.0f} s")
+    return out
+
+
 def train_critic(data: dict, cfg: GRPOTrainConfig, device: str, log=print):
-    """A fresh tiny Qwen2.5-VL taught to answer truth_score (``cfg.critic_target``); returns (model, processor, stage)."""
-    from ..grpo.critic import candidate_prompts, critic_messages, truth_score
+    """A tiny Qwen2.5-VL (``cfg.critic_init``) taught to answer truth_score (``cfg.critic_target``) of
+    candidates: a share ``cfg.critic_policy_share`` of the policy's own completions (a share
+    ``cfg.critic_twin_share`` of those twin-swapped), the rest ``critic.candidate_prompts``; returns
+    (model, processor, stage)."""
+    from ..grpo.critic import candidate_prompts, critic_messages, truth_score, twin_swap
     from .prompts import sft_stage
+    own = policy_candidates(data, cfg, device, log) if cfg.critic_policy_share > 0 else []
+
+    def policy_pick(rng: random.Random) -> tuple[int, str]:
+        """One of the policy's completions, or (``cfg.critic_twin_share`` of them) its twin swap."""
+        j, c = own[rng.randrange(len(own))]
+        return j, ((rng.random() < cfg.critic_twin_share and twin_swap(c)) or c)
 
     def batch(i: int):
         rng = random.Random(cfg.seed * 1_000_003 + i)
-        idx = [rng.randrange(len(data["prompt"])) for _ in range(cfg.batch_critic)]
+        mine = [rng.random() < cfg.critic_policy_share for _ in range(cfg.batch_critic)] if own else []
+        picks = [policy_pick(rng) for m in mine if m]
+        idx = [rng.randrange(len(data["prompt"])) for _ in range(cfg.batch_critic - len(picks))]
         cands = [candidate_prompts(data["prompt"][j], rng, 1)[0] for j in idx]
+        idx, cands = idx + [j for j, _ in picks], cands + [c for _, c in picks]
         return ([critic_messages(c) for c in cands], [view_images(data, j) for j in idx],
                 [str(round(truth_score(c, data["words"][j], cfg.critic_target))) for c, j in zip(cands, idx)])
 
-    return sft_stage("critic", cfg.seed + 7, cfg.steps_critic, cfg.lr_critic, cfg.work, device, batch, log)
+    return sft_stage("critic", cfg.seed + 7, cfg.steps_critic, cfg.lr_critic, cfg.work, device, batch, log,
+                     init=cfg.policy if cfg.critic_init == "policy" else None)
 
 
-def critic_agreement(critic, data: dict, n_per_view: int = 2, seed: int = 1, target: str = "f1") -> dict:
+def critic_agreement(critic, data: dict, n_per_view: int = 2, seed: int = 1, target: str = "f1",
+                     candidates: list[tuple[int, str]] | None = None) -> dict:
     """How well a critic's scores follow the truth on held-out views: Pearson and Spearman
-    correlation with ``truth_score``, mean absolute error (0-100), share of unparsable answers."""
+    correlation with ``truth_score``, mean absolute error (0-100), share of unparsable answers; of
+    ``candidates`` ((view, text) pairs, e.g. a policy's completions) or ``critic.candidate_prompts``."""
     from ..grpo.critic import candidate_prompts, truth_score
     rng = random.Random(seed)
-    pairs, cands, truths = [], [], []
-    for j in range(len(data["prompt"])):
-        for c in candidate_prompts(data["prompt"][j], rng, n_per_view):
-            pairs.append(view_images(data, j))
-            cands.append(c)
-            truths.append(truth_score(c, data["words"][j], target))
+    if candidates is None:
+        candidates = [(j, c) for j in range(len(data["prompt"])) for c in candidate_prompts(data["prompt"][j], rng, n_per_view)]
+    pairs = [view_images(data, j) for j, _ in candidates]
+    cands = [c for _, c in candidates]
+    truths = [truth_score(c, data["words"][j], target) for j, c in candidates]
     scores = critic.scores(pairs, cands)
     ok = [(s, t) for s, t in zip(scores, truths) if s is not None]
     if len(ok) < 2:
@@ -253,6 +329,11 @@ def train(cfg: GRPOTrainConfig, log=print) -> tuple[Path, Path]:
     agreement = critic_agreement(critic, val, target=cfg.critic_target)
     log(f"[eval] critic vs truth on val: {json.dumps(agreement)}")
     before_model, before_proc = load_vlm(resolve(cfg.policy), None, device)
+    own = sample_completions(before_model, before_proc, [view_images(val, j) for j in range(min(60, len(val["prompt"])))], cfg.num_generations,
+                             cfg.temperature, cfg.max_completion_length, cfg.seed + 1)
+    agreement["policy_completions"] = critic_agreement(critic, val, target=cfg.critic_target,
+                                                       candidates=[(j, c) for j, cs in enumerate(own) for c in cs])
+    log(f"[eval] critic vs truth on the policy's completions (first 60 val views): {json.dumps(agreement['policy_completions'])}")
     before = score_prompts(vlm_prompts(before_model, before_proc, val, True), val)
     trainer, hist = train_grpo(data, critic, cfg, device, log)
     adapter = Path(cfg.work) / "adapter"

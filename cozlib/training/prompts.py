@@ -136,12 +136,20 @@ def sft_batch(processor, messages: list[list[dict]], images: list[list], answers
     return inputs
 
 
-def sft_stage(name: str, seed: int, steps: int, lr: float, work: str, device: str, batch_fn, log=print):
-    """Supervised fine-tuning of a fresh tiny Qwen2.5-VL (``build_qwen_vl(seed)``) as a resumable
-    Stage; ``batch_fn(step) -> (messages, images, answers)``. Returns (model, processor, stage)."""
+def sft_stage(name: str, seed: int, steps: int, lr: float, work: str, device: str, batch_fn, log=print,
+              init: str | None = None):
+    """Supervised fine-tuning of a fresh tiny Qwen2.5-VL (``build_qwen_vl(seed)``), or of the model in
+    folder ``init``, as a resumable Stage; ``batch_fn(step) -> (messages, images, answers)``. Returns
+    (model, processor, stage)."""
     import torch
     from .tiny import build_qwen_vl
-    model, proc = build_qwen_vl(seed)
+    if init:
+        from ..paths import resolve
+        from ..prompts.vlm import load_vlm
+        torch.manual_seed(seed)
+        model, proc = load_vlm(resolve(init), None, "cpu", "float32")
+    else:
+        model, proc = build_qwen_vl(seed)
     model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     stage = Stage(name, steps, Path(work) / "ckpt", {"model": model, "opt": opt})
