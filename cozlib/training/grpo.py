@@ -95,20 +95,25 @@ class GRPOTrainConfig:
 # -- the demo critic ----------------------------------------------------------------------------
 
 def sample_completions(model, proc, image_lists: list, n: int, temperature: float, max_new_tokens: int,
-                       seed: int) -> list[list[str]]:
+                       seed: int, batch: int = 8) -> list[list[str]]:
     """``n`` completions per list of images, sampled as GRPOTrainer samples them (the multi-scale
-    message, plain temperature sampling, raw text); one list of ``n`` per image list."""
+    message, plain temperature sampling, raw text), ``batch`` image lists per generate call (a
+    paper-scale VLM's memory); one list of ``n`` per image list."""
     import torch
     from ..prompts.vlm import vlm_messages
     text = proc.apply_chat_template(vlm_messages(True), add_generation_prompt=True, tokenize=False)
-    inputs = proc(text=[text] * len(image_lists), images=[[im.convert("RGB") for im in ims] for ims in image_lists],
-                  return_tensors="pt", padding=True).to(model.device)
     torch.manual_seed(seed)
-    with torch.inference_mode():
-        out = model.generate(**inputs, do_sample=True, temperature=temperature, top_k=0, top_p=1.0,
-                             max_new_tokens=max_new_tokens, num_return_sequences=n)
-    texts = proc.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
-    return [texts[i * n:(i + 1) * n] for i in range(len(image_lists))]
+    out: list[list[str]] = []
+    for i in range(0, len(image_lists), batch):
+        chunk = image_lists[i:i + batch]
+        inputs = proc(text=[text] * len(chunk), images=[[im.convert("RGB") for im in ims] for ims in chunk],
+                      return_tensors="pt", padding=True).to(model.device)
+        with torch.inference_mode():
+            ids = model.generate(**inputs, do_sample=True, temperature=temperature, top_k=0, top_p=1.0,
+                                 max_new_tokens=max_new_tokens, num_return_sequences=n)
+        texts = proc.batch_decode(ids[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+        out += [texts[k * n:(k + 1) * n] for k in range(len(chunk))]
+    return out
 
 
 def policy_candidates(data: dict, cfg: GRPOTrainConfig, device: str, log=print) -> list[tuple[int, str]]:
