@@ -120,11 +120,22 @@ def run_notebook(nb: Path, parameters: dict, out_dir: Path) -> Path:
     return final
 
 
+def kernel_threads(workers: int) -> int:
+    """torch threads for each of ``workers`` kernels side by side: $COZ_THREADS when set, else this
+    machine's cores shared out. torch's default, every core in every kernel, oversubscribes them: the
+    kernels' thread pools then wait on each other (docs/lab/2026-12-03-make-test-threads.md)."""
+    raw = os.environ.get("COZ_THREADS", "")
+    if raw.isdigit() and int(raw) > 0:
+        return int(raw)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, workers))
+
+
 def run_all(params_file: str, out_dir: str, names: list[str] | None = None,
             extra: dict | None = None, workers: int = 1) -> list[tuple[str, float]]:
     """Execute every notebook (or the named ones) with its section of ``params_file`` (and ``extra``,
     for the notebooks that have those parameters); with ``workers`` > 1, that many kernels side by
-    side (the notebooks do not read each other's output). Every section is checked before the first
+    side, each at ``kernel_threads`` torch threads (the notebooks do not read each other's output). Every section is checked before the first
     notebook starts; a notebook whose weights, data or GPU are missing (``needs.missing``) is
     skipped with what it needs printed (returned with time None)."""
     from .needs import missing, report
@@ -153,6 +164,8 @@ def run_all(params_file: str, out_dir: str, names: list[str] | None = None,
         took = time.perf_counter() - t0
         print(f"[notebooks] {nb.name} done in {took:.0f} s", flush=True)
         return nb.name, took
+    if workers > 1:  # kernels side by side share the cores (os.environ: the kernels inherit it)
+        os.environ.setdefault("OMP_NUM_THREADS", str(kernel_threads(workers)))
     pool = ThreadPoolExecutor(max(1, workers))
     futures = [pool.submit(one, nb) for nb in paths]
     try:

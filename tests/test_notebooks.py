@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from cozlib.notebooks import load_params, notebook_paths, run_all
+from cozlib.notebooks import kernel_threads, load_params, notebook_paths, run_all
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = notebook_paths()
@@ -53,6 +53,14 @@ def test_every_params_key_exists_in_its_notebook(params_file):
 
 
 @pytest.mark.notebooks
+def test_kernels_side_by_side_share_the_cores(monkeypatch):
+    monkeypatch.setenv("COZ_THREADS", "3")
+    assert kernel_threads(2) == 3                      # an explicit thread count wins
+    monkeypatch.delenv("COZ_THREADS")
+    monkeypatch.setattr("os.sched_getaffinity", lambda _: set(range(8)), raising=False)
+    assert [kernel_threads(w) for w in (1, 2, 3, 16)] == [8, 4, 2, 1]
+
+
 def test_notebooks_execute_with_smoke_params(tmp_path):
     figures = tmp_path / "figures"
     run_all("params/smoke.yaml", str(tmp_path / "executed"),  # two kernels: the machine's 2 cores
