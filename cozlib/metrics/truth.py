@@ -71,8 +71,7 @@ def grid_peaks(x, period: int = 8, margin: float = math.log(2.0)):
     (frequencies k/period cycles per pixel on both axes, DC left out), the log of its spectral power
     over the mean power of the 24 bins around it, less ``margin``, floored at 0: [B, C, n]. A
     texture's spectrum is smooth there (ZoomWorld truths: about 0.7x their neighbours), a pattern
-    repeated on the latent grid makes peaks (the demo SR model's: about 30x). Differentiable
-    (``training.sr.grid_loss``)."""
+    repeated on the latent grid makes peaks (the demo SR model's before phase averaging: about 30x)."""
     h, w = x.shape[-2:]
     if h % period or w % period:
         raise ValueError(f"grid_peaks needs sides that are multiples of the period {period}, got {h}x{w}")

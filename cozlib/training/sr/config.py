@@ -58,12 +58,11 @@ class SRTrainConfig:
     prompt_dropout_sr: float = option(0.2, "share of one-step prompts dropped to '', so a null prompt still works")
     l2_lowpass: int = option(4, "perceptual variant: L2 on the output average-pooled by this factor (the band the "
                                 "input already holds; the finer bands are left to the phase-blind terms)")
-    critic_weight: float = option(1.0, "perceptual variant: weight of critic_loss (per-channel mean and spread of "
+    critic_weight: float = option(2.0, "perceptual variant: weight of critic_loss (per-channel mean and spread of "
                                        "the word critic's features, output against truth: a texture's kind, not its phase); "
                                        "the term through which the words choose the texture, so it outweighs the others")
     texture_weight: float = option(0.1, "perceptual variant: weight of texture_loss (the texture distance's band statistics, "
                                         "per orientation: a texture's direction)")
-    grid_weight: float = option(0.005, "perceptual variant: weight of grid_loss (spectral peaks on the 8 px latent grid)")
     phase_average: bool = option(True, "the velocity averaged over the transformer's patch phases in training and use "
                                        "(OSEDiffOptions.phase_average): no pattern can sit on the 8 px latent grid")
     # -- stage 4b: the one-step stage on its own chain states ----------------------------------
@@ -82,7 +81,7 @@ class SRTrainConfig:
         if self.size % self.upscale or self.size % 8:
             raise ConfigError(f"size {self.size} must be a multiple of 8 and of upscale {self.upscale}")
         require_share(self, ("photo_share", "prompt_dropout_base", "prompt_dropout_sr"))
-        for name in ("critic_weight", "texture_weight", "grid_weight", "kl_weight"):
+        for name in ("critic_weight", "texture_weight", "kl_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0 (0 leaves the term out), got {getattr(self, name)!r}")
         if not self.variants or set(self.variants) - {"perceptual", "l2"}:
