@@ -28,8 +28,10 @@ $(STAMP): requirements/lock.txt pyproject.toml
 ## Every notebook with params/demo.yaml -> build/notebooks/ (executed copies) and figures/; then
 ## docs/RESULTS.md and the README's headline table from figures/ (python -m cozlib.results), and
 ## the book: build/book/ (a static site) and docs/notebooks/ (the published copy; python -m cozlib.book).
+## Two kernels side by side, the cores shared between them (FIGURE_WORKERS=1: one at a time).
+FIGURE_WORKERS ?= 2
 figures: $(STAMP)
-	$(PY) -m cozlib.notebooks --params params/demo.yaml --out build/notebooks
+	$(PY) -m cozlib.notebooks --params params/demo.yaml --out build/notebooks --workers $(FIGURE_WORKERS)
 	$(PY) -m cozlib.results
 	$(PY) -m cozlib.book
 

@@ -135,11 +135,11 @@ def run_all(params_file: str, out_dir: str, names: list[str] | None = None,
             extra: dict | None = None, workers: int = 1) -> list[tuple[str, float]]:
     """Execute every notebook (or the named ones) with its section of ``params_file`` (and ``extra``,
     for the notebooks that have those parameters); with ``workers`` > 1, that many kernels side by
-    side, each at ``kernel_threads`` torch threads (the notebooks do not read each other's output). Every section is checked before the first
-    notebook starts; a notebook whose weights, data or GPU are missing (``needs.missing``) is
+    side, each at ``kernel_threads`` torch threads (the notebooks do not read each other's output),
+    then the notebooks that time steps (``runs_alone``) one at a time. Every section is checked
+    before the first notebook starts; a notebook whose weights, data or GPU are missing (``needs.missing``) is
     skipped with what it needs printed (returned with time None)."""
     from .needs import missing, report
-    from concurrent.futures import ThreadPoolExecutor, as_completed
     params = load_params(params_file)
     paths = notebook_paths(names)
     stems = [p.stem for p in notebook_paths()]
@@ -164,8 +164,26 @@ def run_all(params_file: str, out_dir: str, names: list[str] | None = None,
         took = time.perf_counter() - t0
         print(f"[notebooks] {nb.name} done in {took:.0f} s", flush=True)
         return nb.name, took
-    if workers > 1:  # kernels side by side share the cores (os.environ: the kernels inherit it)
-        os.environ.setdefault("OMP_NUM_THREADS", str(kernel_threads(workers)))
+    alone = [nb for nb in paths if workers > 1 and runs_alone(nb)]
+    done = dict(_side_by_side(one, [nb for nb in paths if nb not in alone], workers))
+    done.update(_side_by_side(one, alone, 1))  # after the others, one at a time
+    return [(nb.name, done[nb.name]) for nb in paths] + [(nb.name, None) for nb in skipped]
+
+
+def runs_alone(nb: Path) -> bool:
+    """Whether a notebook runs by itself when others run side by side: its metadata
+    ``cozlib.run_alone`` (the notebooks that time steps on this machine)."""
+    import json
+    return bool(json.loads(nb.read_text()).get("metadata", {}).get("cozlib", {}).get("run_alone"))
+
+
+def _side_by_side(one, paths: list[Path], workers: int) -> list[tuple[str, float]]:
+    """``one`` over ``paths`` in ``workers`` kernels side by side, the cores shared among them
+    (``kernel_threads``; the kernels inherit this process's environment, restored afterwards)."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+    set_here = "OMP_NUM_THREADS" not in os.environ   # a user's own setting wins
+    if set_here:
+        os.environ["OMP_NUM_THREADS"] = str(kernel_threads(workers))
     pool = ThreadPoolExecutor(max(1, workers))
     futures = [pool.submit(one, nb) for nb in paths]
     try:
@@ -173,7 +191,9 @@ def run_all(params_file: str, out_dir: str, names: list[str] | None = None,
             f.result()  # the first failure stops the run: notebooks not started yet are cancelled
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    return [f.result() for f in futures] + [(nb.name, None) for nb in skipped]
+        if set_here:
+            os.environ.pop("OMP_NUM_THREADS", None)
+    return [f.result() for f in futures]
 
 
 def main(argv: list[str] | None = None) -> int:

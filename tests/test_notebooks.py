@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from cozlib.notebooks import kernel_threads, load_params, notebook_paths, run_all
+from cozlib.notebooks import _side_by_side, kernel_threads, load_params, notebook_paths, run_all, runs_alone
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = notebook_paths()
@@ -59,6 +60,20 @@ def test_kernels_side_by_side_share_the_cores(monkeypatch):
     monkeypatch.delenv("COZ_THREADS")
     monkeypatch.setattr("os.sched_getaffinity", lambda _: set(range(8)), raising=False)
     assert [kernel_threads(w) for w in (1, 2, 3, 16)] == [8, 4, 2, 1]
+
+
+def test_kernels_side_by_side_get_their_threads_and_the_timing_notebooks_run_alone(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("COZ_THREADS", "1")
+    seen = []
+    got = _side_by_side(lambda nb: (seen.append(os.environ.get("OMP_NUM_THREADS")), (nb.name, 1.0))[1],
+                        NOTEBOOKS[:3], 2)
+    assert seen == ["1"] * 3 and got == [(p.name, 1.0) for p in NOTEBOOKS[:3]]
+    assert "OMP_NUM_THREADS" not in os.environ        # given back: the notebooks run alone next get theirs
+    monkeypatch.setenv("OMP_NUM_THREADS", "5")         # a user's own setting wins
+    _side_by_side(lambda nb: (seen.append(os.environ["OMP_NUM_THREADS"]), (nb.name, 1.0))[1], NOTEBOOKS[:1], 2)
+    assert seen[-1] == "5"
+    assert {p.stem for p in NOTEBOOKS if runs_alone(p)} == {"00_quickstart", "04_training_on_cuda", "07_paper_figures"}
 
 
 def test_notebooks_execute_with_smoke_params(tmp_path):
