@@ -53,7 +53,6 @@ def test_every_params_key_exists_in_its_notebook(params_file):
             assert not missing, f"{params_file}: {path.stem} has no parameter(s) {missing}"
 
 
-@pytest.mark.notebooks
 def test_kernels_side_by_side_share_the_cores(monkeypatch):
     monkeypatch.setenv("COZ_THREADS", "3")
     assert kernel_threads(2) == 3                      # an explicit thread count wins
@@ -76,6 +75,7 @@ def test_kernels_side_by_side_get_their_threads_and_the_timing_notebooks_run_alo
     assert {p.stem for p in NOTEBOOKS if runs_alone(p)} == {"00_quickstart", "04_training_on_cuda", "07_paper_figures"}
 
 
+@pytest.mark.notebooks
 def test_notebooks_execute_with_smoke_params(tmp_path):
     figures = tmp_path / "figures"
     run_all("params/smoke.yaml", str(tmp_path / "executed"),  # two kernels: the machine's 2 cores
