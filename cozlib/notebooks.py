@@ -124,9 +124,9 @@ def kernel_threads(workers: int) -> int:
     """torch threads for each of ``workers`` kernels side by side: $COZ_THREADS when set, else this
     machine's cores shared out. torch's default, every core in every kernel, oversubscribes them: the
     kernels' thread pools then wait on each other (docs/lab/2026-12-03-make-test-threads.md)."""
-    raw = os.environ.get("COZ_THREADS", "")
-    if raw.isdigit() and int(raw) > 0:
-        return int(raw)
+    from .runtime import coz_threads
+    if (n := coz_threads()) > 0:
+        return n
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, cores // max(1, workers))
 

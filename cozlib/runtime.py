@@ -40,14 +40,18 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def coz_threads() -> int:
+    """$COZ_THREADS as a thread count; 0 when unset (torch's default)."""
+    raw = os.environ.get("COZ_THREADS", "0") or "0"
+    if not raw.isdigit():
+        raise ConfigError(f"COZ_THREADS must be a whole number of threads (0: torch's default), got {raw!r}")
+    return int(raw)
+
+
 def set_threads(n: int | None = None) -> None:
     """Set torch's CPU threads from ``n`` or $COZ_THREADS (tests and benchmarks use one)."""
     import torch
-    if n is None:
-        raw = os.environ.get("COZ_THREADS", "0") or "0"
-        if not raw.isdigit():
-            raise ConfigError(f"COZ_THREADS must be a whole number of threads (0: torch's default), got {raw!r}")
-        n = int(raw)
+    n = coz_threads() if n is None else n
     if n > 0:
         torch.set_num_threads(n)
 
