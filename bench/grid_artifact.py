@@ -4,9 +4,9 @@
 
 For each weights folder (``FOLDER[:variant]``), one SR step from the *true* previous state of a CoZ
 chain (256 px, 4x; ZoomWorld val scenes, steps to 16x and 64x), with the oracle prompt and the null
-prompt, then ``metrics.truth.grid_score`` of the output (``training.sr.grid_loss`` of one image):
+prompt, then ``metrics.truth.grid_score`` of the output:
 the mean excess (over 2x) of the log spectral power at the harmonics of an 8 px grid (VAE factor
-4 x patch size 2) over the 24 bins around each. 0 = a smooth spectrum there; the truth and the bicubic input are measured as the floor. The texture
+4 x SD3's patch 2; its harmonics include the 4 px latent pixel) over the 24 bins around each. 0 = a smooth spectrum there; the truth and the bicubic input are measured as the floor. The texture
 distance to the truth is printed beside it. ``--base-samples N``: also the base text-to-image model of
 the first folder (no LoRA), sampled in 28 Euler steps at 64 px for N val-pair prompts (guidance 1),
 against those views' truths: is the grid the base model's or the one-step use's?
@@ -57,11 +57,13 @@ def main() -> None:
 
 
 def base_samples(folder: str, n: int) -> None:
-    """``grid_loss`` of the base model's own multi-step samples and of the truths of their prompts."""
+    """The mean grid peak (``metrics.truth.grid_peaks``) of the base model's own multi-step samples and
+    of the truths of their prompts."""
     from diffusers import StableDiffusion3Pipeline
     from cozlib.imageio import pil_to_tensor
     from cozlib.paths import resolve
-    from cozlib.training.sr import SRTrainConfig, cached_pairs, grid_loss
+    from cozlib.metrics.truth import grid_peaks
+    from cozlib.training.sr import SRTrainConfig, cached_pairs
     pipe = StableDiffusion3Pipeline.from_pretrained(resolve(folder), dtype=torch.float32)
     pipe.set_progress_bar_config(disable=True)
     val = cached_pairs(SRTrainConfig(), "val", max(n, SRTrainConfig.val_pairs), False)
@@ -69,8 +71,8 @@ def base_samples(folder: str, n: int) -> None:
                   generator=torch.Generator().manual_seed(0), max_sequence_length=pipe.tokenizer.model_max_length).images
     samples = torch.cat([pil_to_tensor(im) for im in images]) * 2 - 1
     truth = val["hr"][:n].float() / 127.5 - 1
-    print(f"base model of {folder}, {n} samples at 64 px: grid {float(grid_loss(samples)):.3f} "
-          f"(their prompts' truth views {float(grid_loss(truth)):.3f})", flush=True)
+    print(f"base model of {folder}, {n} samples at 64 px: grid {float(grid_peaks(samples).mean()):.3f} "
+          f"(their prompts' truth views {float(grid_peaks(truth).mean()):.3f})", flush=True)
 
 
 if __name__ == "__main__":

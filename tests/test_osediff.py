@@ -170,7 +170,7 @@ def test_tiles_cover_and_blend_to_identity():
 
     from cozlib.backbones.osediff import OSEDiffSD3
     m = OSEDiffSD3.__new__(OSEDiffSD3)
-    m.transformer, m.timestep, m.options = Echo(), torch.tensor(1000.0), OSEDiffOptions()  # no phase averaging: one pass
+    m.transformer, m.timestep, m.options = Echo(), torch.tensor(1000.0), OSEDiffOptions()
     z = torch.randn(2, 4, 40, 36)
     torch.testing.assert_close(m._v_tiled(z, torch.zeros(2, 3, 8), torch.zeros(2, 8), 16, 4), z)
     torch.testing.assert_close(m._v_tiled(z, torch.zeros(2, 3, 8), torch.zeros(2, 8), 16, 4, max_batch=2), z)

@@ -78,7 +78,7 @@ def test_smoke_training_writes_loadable_weights_with_a_manifest(tmp_path):
     assert manifest["code_commit"] and manifest["device"].startswith("cpu") and manifest["wall_s_all_stages"] > 0
     assert set(manifest["metrics_val"]) == {"perceptual", "l2"} and manifest["config"]["steps_sr"] == 3
     rows = json.loads((out / "history.json").read_text())
-    assert set(rows["sr-perceptual"][-1]) == {"step", "l2", "critic", "texture", "grid"}   # the recipe's four terms
+    assert set(rows["sr-perceptual"][-1]) == {"step", "l2", "critic", "texture"}   # the recipe's three terms
     assert set(rows["sr-l2"][-1]) == {"step", "l2"}
     for f in ("model_index.json", "sr_lora.pkl", "vae_encoder_lora.pt", "sr_lora_l2.pkl", "cozlib.json"):
         assert (out / f).is_file()
@@ -193,20 +193,19 @@ def test_texture_loss_is_the_texture_distance_of_each_view():
     assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
 
 
-def test_grid_loss_finds_a_pattern_repeated_on_the_latent_grid():
+def test_grid_peaks_find_a_pattern_repeated_on_the_latent_grid():
     from cozlib.metrics.truth import grid_peaks, grid_score
-    from cozlib.training.sr import grid_loss
+
+    def peaks(x):
+        return grid_peaks(x).mean()
     torch.manual_seed(0)
     noise = torch.nn.functional.avg_pool2d(torch.randn(2, 3, 68, 68), 5, stride=1)   # a smooth spectrum, 64 px
     tile = torch.randn(1, 3, 8, 8) * 0.3
     gridded = noise + tile.repeat(1, 1, 8, 8)                                            # the same plus an 8 px pattern
     assert grid_peaks(noise).shape == (2, 3, 8 * 8 - 1)
-    assert grid_loss(noise) < 0.1 < 1.0 < grid_loss(gridded)
-    assert grid_loss(noise.roll(3, -1)) == pytest.approx(float(grid_loss(noise)), abs=1e-4)  # blind to shifts
-    assert grid_loss(noise * 3) == pytest.approx(float(grid_loss(noise)), rel=1e-3)          # to energy too
-    x = gridded.clone().requires_grad_(True)
-    grid_loss(x).backward()
-    assert torch.isfinite(x.grad).all()
+    assert peaks(noise) < 0.1 < 1.0 < peaks(gridded)
+    assert peaks(noise.roll(3, -1)) == pytest.approx(float(peaks(noise)), abs=1e-4)  # blind to shifts
+    assert peaks(noise * 3) == pytest.approx(float(peaks(noise)), rel=1e-3)          # to energy too
     with pytest.raises(ValueError, match="multiples of the period"):
         grid_peaks(torch.zeros(1, 3, 60, 64))
     from cozlib.imageio import tensor_to_pil  # the image metric: the same peaks of a picture in [0, 1]
@@ -276,53 +275,18 @@ def test_chain_state_ancestors_stay_inside_the_base_view():
     assert (zooms / cfg.upscale ** depths >= 1 - 1e-9).all() and set(depths) == {1, 2, 3}
 
 
-def test_phase_average_cancels_a_pattern_tied_to_the_patch_grid():
-    """OSEDiffOptions.phase_average: a transformer whose velocity is one fixed 2x2 pattern tiled on its
-    patch grid (whatever the input) gives a flat velocity once averaged over the grid's phases, while an
-    input-driven velocity (here the input itself) comes back as it was."""
-    from types import SimpleNamespace
-    from cozlib.backbones.osediff import OSEDiffOptions, OSEDiffSD3
-    pattern = torch.tensor([[1.0, -1.0], [-0.5, 0.5]])
-
-    class Tiled(torch.nn.Module):
-        config = SimpleNamespace(patch_size=2)
-        dtype = torch.float32
-
-        def __init__(self, follow: bool) -> None:
-            super().__init__()
-            self.follow = follow
-
-        def forward(self, hidden_states, **kw):
-            B, C, H, W = hidden_states.shape
-            grid = pattern.repeat(H // 2, W // 2).expand(B, C, H, W)
-            return (hidden_states if self.follow else grid,)
-
-    model = OSEDiffSD3.__new__(OSEDiffSD3)
-    model.options, model.timestep = OSEDiffOptions(phase_average=True), torch.tensor(1000.0)
-    z = torch.randn(1, 4, 8, 8)
-    pe, pooled = torch.zeros(1, 3, 5), torch.zeros(1, 5)
-    model.transformer = Tiled(False)
-    v = model._v(z, pe, pooled)
-    assert v.shape == z.shape and torch.allclose(v, torch.zeros_like(v), atol=1e-6)
-    model.options = OSEDiffOptions(phase_average=False)
-    assert torch.equal(model._v(z, pe, pooled), pattern.repeat(4, 4).expand(1, 4, 8, 8))
-    model.options, model.transformer = OSEDiffOptions(phase_average=True), Tiled(True)
-    assert torch.allclose(model._v(z, pe, pooled), z, atol=1e-6)
-
-
 def test_chain_stage_trains_on_a_cached_draw_of_chain_pairs(tmp_path):
     from cozlib.config import build
     from cozlib.training.sr import SRTrainConfig, make_pairs, text_encoders, train_sr
     from cozlib.training.tiny import build_pipeline
-    cfg = build(SRTrainConfig, "sr", "smoke", dict(work=str(tmp_path), pairs=8, steps_chain=3, chain_pairs=6,
-                                                  phase_average=False))  # one transformer pass a step: the stages' order is checked
+    cfg = build(SRTrainConfig, "sr", "smoke", dict(work=str(tmp_path), pairs=8, steps_chain=3, chain_pairs=6))
     pipe = build_pipeline(cfg.seed)  # untrained VAE and base: the SR stage's losses are what is checked
     for enc in text_encoders(pipe):
         enc.eval().requires_grad_(False)
     data, pre = make_pairs(cfg, "train"), []
     _, _, stage = train_sr(pipe, data, cfg, "cpu", "perceptual", lambda s: None, pre_stages=pre)
     assert [s.name for s in pre] == ["critic", "sr-perceptual"] and stage.name == "sr-perceptual-chain"
-    assert stage.history[-1]["step"] == 3 and set(stage.history[-1]) == {"step", "l2", "critic", "texture", "grid"}
+    assert stage.history[-1]["step"] == 3 and set(stage.history[-1]) == {"step", "l2", "critic", "texture"}
     (cached,) = tmp_path.glob("chain-perceptual-6-*.safetensors")
     cached.unlink()
     log = []
@@ -333,17 +297,17 @@ def test_chain_stage_trains_on_a_cached_draw_of_chain_pairs(tmp_path):
 def test_sr_loss_is_pooled_l2_plus_the_weighted_phase_blind_terms():
     from cozlib.config import build
     from cozlib.prompts.dape import make_tagger_net
-    from cozlib.training.sr import SRTrainConfig, critic_loss, grid_loss, l2_loss, sr_loss, texture_loss
+    from cozlib.training.sr import SRTrainConfig, critic_loss, l2_loss, sr_loss, texture_loss
     cfg = SRTrainConfig()
     torch.manual_seed(0)
     out, hr = torch.rand(2, 3, 64, 64) * 2 - 1, torch.rand(2, 3, 64, 64) * 2 - 1
     net = make_tagger_net(5, width=8).eval().requires_grad_(False)
     loss, row = sr_loss(out, hr, cfg, True, net)
-    want = l2_loss(out, hr, 4) + 1.0 * critic_loss(net, out, hr) + 0.1 * texture_loss(out, hr) + 0.005 * grid_loss(out)
-    assert float(loss) == pytest.approx(float(want), rel=1e-6) and list(row) == ["l2", "critic", "texture", "grid"]
+    want = l2_loss(out, hr, 4) + 1.0 * critic_loss(net, out, hr) + 0.1 * texture_loss(out, hr)
+    assert float(loss) == pytest.approx(float(want), rel=1e-6) and list(row) == ["l2", "critic", "texture"]
     loss, row = sr_loss(out, hr, cfg, False)                       # the l2 variant: every pixel, nothing else
     assert list(row) == ["l2"] and float(loss) == pytest.approx(float(torch.nn.functional.mse_loss(out, hr)))
-    off = build(SRTrainConfig, "sr", None, dict(texture_weight=0, grid_weight=0))
+    off = build(SRTrainConfig, "sr", None, dict(texture_weight=0))
     assert list(sr_loss(out, hr, off, True)[1]) == ["l2"]
 
 

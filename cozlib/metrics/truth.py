@@ -71,8 +71,7 @@ def grid_peaks(x, period: int = 8, margin: float = math.log(2.0)):
     (frequencies k/period cycles per pixel on both axes, DC left out), the log of its spectral power
     over the mean power of the 24 bins around it, less ``margin``, floored at 0: [B, C, n]. A
     texture's spectrum is smooth there (ZoomWorld truths: about 0.7x their neighbours), a pattern
-    repeated on the latent grid makes peaks (the demo SR model's: about 30x). Differentiable
-    (``training.sr.grid_loss``)."""
+    repeated on a model's latent grid makes peaks (the demo SR model with SD3's patch 2: about 30x)."""
     h, w = x.shape[-2:]
     if h % period or w % period:
         raise ValueError(f"grid_peaks needs sides that are multiples of the period {period}, got {h}x{w}")
@@ -89,8 +88,8 @@ def grid_peaks(x, period: int = 8, margin: float = math.log(2.0)):
 
 
 def grid_score(img: Image.Image, period: int = 8) -> float:
-    """How much of an image is a pattern repeated on a ``period``-px grid (the demo OSEDiff's
-    latent grid: VAE factor 4 x patch size 2): the mean of ``grid_peaks``; 0 = a smooth spectrum
+    """How much of an image is a pattern repeated on a ``period``-px grid (8 px: SD3's patch
+    2 at the demo VAE's factor 4; its harmonics include the 4 px latent pixel): the mean of ``grid_peaks``; 0 = a smooth spectrum
     at the grid's harmonics (ZoomWorld truths: 0.03-0.17, notebook 06). No reference needed."""
     from ..imageio import pil_to_tensor
     return float(grid_peaks(pil_to_tensor(img) * 2 - 1, period).mean())

@@ -14,16 +14,18 @@ from pathlib import Path
 
 from ..errors import ConfigError
 
-#: Sizes of the demo model. The VAE downsamples 4x (three blocks): a 64 px patch is a 16x16 latent,
-#: 8x8 transformer tokens of patch 2. No attention in the VAE (a 512 px image would need 16k tokens).
+#: Sizes of the demo model. The VAE downsamples 4x (three blocks): a 64 px view is a 16x16 latent,
+#: 16x16 transformer tokens of patch 1 (SD3's patch 2 gave the one-step model an 8 px grid to stamp a
+#: pattern on: docs/lab/2026-12-03-sr-patch-one.md); the position table reaches 32 tokens (128 px).
+#: No attention in the VAE (a 512 px image would need 16k tokens).
 TINY = {
     "vae": dict(in_channels=3, out_channels=3, down_block_types=["DownEncoderBlock2D"] * 3,
                 up_block_types=["UpDecoderBlock2D"] * 3, block_out_channels=[16, 32, 64], layers_per_block=1,
                 latent_channels=16, norm_num_groups=8, sample_size=64, use_quant_conv=False,
                 use_post_quant_conv=False, mid_block_add_attention=False, scaling_factor=1.0, shift_factor=0.0),
-    "transformer": dict(sample_size=16, patch_size=2, in_channels=16, out_channels=16, num_layers=4,
+    "transformer": dict(sample_size=16, patch_size=1, in_channels=16, out_channels=16, num_layers=4,
                         attention_head_dim=32, num_attention_heads=4, joint_attention_dim=64,
-                        caption_projection_dim=128, pooled_projection_dim=64, pos_embed_max_size=16),
+                        caption_projection_dim=128, pooled_projection_dim=64, pos_embed_max_size=32),
     "clip": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
                  max_position_embeddings=32, projection_dim=32),
     "t5": dict(d_model=64, d_ff=128, d_kv=32, num_layers=2, num_heads=2, relative_attention_num_buckets=8),

@@ -34,8 +34,6 @@ class OSEDiffOptions:
     vae_tile: int | None = None
     posterior: str = "mode"             # "mode" (deterministic; docs/PAPER.md §5) or "sample" (official TEST code)
     to_8bit: str = "round"              # each state to 8 bits: "round", or "truncate" (the official ToPILImage)
-    #: Average the velocity over the transformer's patch phases (demo model): see ``OSEDiffSD3._v``.
-    phase_average: bool = False
 
     @classmethod
     def from_folder(cls, folder: Path) -> "OSEDiffOptions":
@@ -115,26 +113,7 @@ class OSEDiffSD3:
         return self._v_tiled(z, prompt_embeds, pooled, tile, self.options.latent_tile_overlap)
 
     def _v(self, z, prompt_embeds, pooled):
-        """v = transformer(z, t=1000, c). With ``phase_average`` (the demo model), the mean over the p x p
-        shifts of z against the transformer's patch grid (p = patch size; reflect-padded, shifted back):
-        a one-step model asked for texture it cannot see draws the cheapest pattern, one repeated on its
-        patch grid (patch 2 x VAE factor 4 = 8 px). Averaged over the grid's phases, each latent pixel's
-        velocity is the mean over the p x p places it can take inside a patch, so a pattern tied to the
-        grid cancels to its mean, while one that follows the input stays (a test). p x p transformer
-        inputs, in one batch."""
-        p = self.transformer.config.patch_size if self.options.phase_average else 1
-        if p == 1:
-            return self._v_once(z, prompt_embeds, pooled)
-        import torch
-        import torch.nn.functional as F
-        B, _, H, W = z.shape
-        shifts = [(dy, dx) for dy in range(p) for dx in range(p)]
-        zs = torch.cat([F.pad(z, (dx, p - dx, dy, p - dy), mode="reflect") for dy, dx in shifts])
-        n = len(shifts)
-        v = self._v_once(zs, prompt_embeds.repeat(n, 1, 1), pooled.repeat(n, 1))
-        return sum(v[k * B:(k + 1) * B, :, dy:dy + H, dx:dx + W] for k, (dy, dx) in enumerate(shifts)) / n
-
-    def _v_once(self, z, prompt_embeds, pooled):
+        """v = transformer(z, t=1000, c): one transformer pass."""
         t = self.timestep.expand(z.shape[0]).to(z.device)
         return self.transformer(hidden_states=z.to(self.transformer.dtype), timestep=t,
                                 encoder_hidden_states=prompt_embeds, pooled_projections=pooled,

@@ -20,7 +20,7 @@ class SRTrainConfig:
     device: str = option("auto", "auto (CUDA when present, bf16 autocast), cpu, cuda or cuda:N")
     threads: int = option(2, "torch CPU threads while training: the weights depend on the thread count (float "
                              "sums in another order), so a fixed count makes a retrain give the same weights; two, "
-                             "because the phase-averaged one-step stages cost four transformer passes a step")
+                             "the cores of the machine that trained the committed weights")
     workers: int = option(1, "processes rendering the ZoomWorld pairs (0: one per CPU core but one); the pairs do not depend on it")
     seed: int = option(0, "seed of every draw (pairs, batches, noise, initial weights)")
     # -- data ----------------------------------------------------------------------------------
@@ -63,9 +63,6 @@ class SRTrainConfig:
                                        "the term through which the words choose the texture, so it outweighs the others")
     texture_weight: float = option(0.1, "perceptual variant: weight of texture_loss (the texture distance's band statistics, "
                                         "per orientation: a texture's direction)")
-    grid_weight: float = option(0.005, "perceptual variant: weight of grid_loss (spectral peaks on the 8 px latent grid)")
-    phase_average: bool = option(True, "the velocity averaged over the transformer's patch phases in training and use "
-                                       "(OSEDiffOptions.phase_average): no pattern can sit on the 8 px latent grid")
     # -- stage 4b: the one-step stage on its own chain states ----------------------------------
     steps_chain: int = option(1000, "one-step steps on chain states the model made itself (0: none); from the "
                                     "chain's second step on, its input is its own output (docs/PAPER.md §2)")
@@ -82,7 +79,7 @@ class SRTrainConfig:
         if self.size % self.upscale or self.size % 8:
             raise ConfigError(f"size {self.size} must be a multiple of 8 and of upscale {self.upscale}")
         require_share(self, ("photo_share", "prompt_dropout_base", "prompt_dropout_sr"))
-        for name in ("critic_weight", "texture_weight", "grid_weight", "kl_weight"):
+        for name in ("critic_weight", "texture_weight", "kl_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0 (0 leaves the term out), got {getattr(self, name)!r}")
         if not self.variants or set(self.variants) - {"perceptual", "l2"}:

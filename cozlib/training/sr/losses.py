@@ -3,9 +3,9 @@
 The paper trains OSEDiff with L2 + LPIPS(VGG) + VSD (docs/PAPER.md §5). At demo size there is no
 VGG and no teacher worth distilling, so the perceptual variant's loss is
 
-    L = MSE(pool_4(x), pool_4(y)) + 1.0 L_critic(x, y) + 0.1 L_texture(x, y) + 0.005 L_grid(x)
+    L = MSE(pool_4(x), pool_4(y)) + 1.0 L_critic(x, y) + 0.1 L_texture(x, y)
 
-with x the one-step output and y the truth: L2 on the band the input already holds, and three
+with x the one-step output and y the truth: L2 on the band the input already holds, and two
 phase-blind terms for the band the model has to invent (a texture's kind, not its exact phase,
 which the low-res view cannot tell). The ``l2`` variant is MSE(x, y) alone. Inputs in [-1, 1].
 """
@@ -65,16 +65,8 @@ def texture_loss(out, hr, levels: int = 5):
     return (a - b.detach()).abs().mean()
 
 
-def grid_loss(out, period: int = 8):
-    """L_grid: the mean spectral peak at the harmonics of the latent grid (VAE factor 4 x patch 2 =
-    8 px), ``metrics.truth.grid_peaks``. A one-step model's cheapest "detail" is a pattern repeated
-    on that grid; this punishes periodicity, not energy: a texture with a smooth spectrum costs 0."""
-    from ...metrics.truth import grid_peaks
-    return grid_peaks(out, period).mean()
-
-
 def sr_loss(out, hr, cfg: SRTrainConfig, perceptual: bool, critic=None):
-    """The one-step stage's loss (the module's equation) and its logged terms {l2, critic, texture, grid}."""
+    """The one-step stage's loss (the module's equation) and its logged terms {l2, critic, texture}."""
     l2 = l2_loss(out, hr, cfg.l2_lowpass if perceptual else 1)
     loss, row = l2, {"l2": l2.item()}
     terms = []
@@ -82,8 +74,6 @@ def sr_loss(out, hr, cfg: SRTrainConfig, perceptual: bool, critic=None):
         terms.append(("critic", cfg.critic_weight, lambda: critic_loss(critic, out, hr)))
     if perceptual and cfg.texture_weight > 0:
         terms.append(("texture", cfg.texture_weight, lambda: texture_loss(out, hr)))
-    if perceptual and cfg.grid_weight > 0:
-        terms.append(("grid", cfg.grid_weight, lambda: grid_loss(out)))
     for name, weight, term in terms:
         value = term()
         loss = loss + weight * value

@@ -177,7 +177,7 @@ def sr_model(pipe, cfg: SRTrainConfig, device: str):
     add_vae_encoder_lora(p.vae, cfg.vae_lora_rank)
     opts = OSEDiffOptions(lora_rank=cfg.lora_rank, vae_lora_rank=cfg.vae_lora_rank, extra_lora_targets=extra,
                           max_sequence_length=pipe.tokenizer.model_max_length,
-                          latent_tile=cfg.size // 4, latent_tile_overlap=cfg.size // 16, phase_average=cfg.phase_average)
+                          latent_tile=cfg.size // 4, latent_tile_overlap=cfg.size // 16)
     model = OSEDiffSD3(p, opts, "osediff-demo-training", "training", device)
     model.lora_targets = names
     return model, names
