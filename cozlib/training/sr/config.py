@@ -19,7 +19,8 @@ class SRTrainConfig:
     work: str = option("build/train/osediff-demo", "checkpoints and cached training data; a rerun resumes from here")
     device: str = option("auto", "auto (CUDA when present, bf16 autocast), cpu, cuda or cuda:N")
     threads: int = option(2, "torch CPU threads while training: the weights depend on the thread count (float "
-                             "sums in another order), so a fixed count makes a retrain give the same weights; two, "
+                             "sums in another order), so a fixed count makes a retrain on the same kind of CPU "
+                             "give the same weights (another CPU's kernels order them differently too); two, "
                              "because the phase-averaged one-step stages cost four transformer passes a step")
     workers: int = option(1, "processes rendering the ZoomWorld pairs (0: one per CPU core but one); the pairs do not depend on it")
     seed: int = option(0, "seed of every draw (pairs, batches, noise, initial weights)")
