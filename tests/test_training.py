@@ -235,6 +235,22 @@ def test_the_one_step_stage_draws_pairs_of_its_own(tmp_path):
     assert len(list(tmp_path.glob("pairs-train-*.safetensors"))) == 2                  # each draw cached under its seed
 
 
+def test_a_share_of_the_one_step_pairs_gets_direct_srs_blurred_or_flat_input():
+    from cozlib.training.sr.data import with_direct_inputs
+    g = torch.Generator().manual_seed(0)
+    hr = torch.randint(0, 256, (10, 3, 16, 16), generator=g, dtype=torch.uint8)
+    data = {"hr": hr, "lr": hr.clone(), "prompt": ["p"] * 10, "words": ["w"] * 10}
+    out = with_direct_inputs(data, 0.4, seed=1)
+    changed = [i for i in range(10) if not torch.equal(out["lr"][i], hr[i])]
+    assert len(changed) == 4 and torch.equal(data["lr"], hr)                           # a share; the input dict untouched
+    flat = [i for i in changed if out["lr"][i].float().std(dim=(1, 2)).max() == 0]
+    assert len(flat) == 2                                                             # half a flat colour (1 px) ...
+    for i in flat:                                                                    # ... the view's mean colour
+        assert torch.allclose(out["lr"][i][:, 0, 0].float(), hr[i].float().mean(dim=(1, 2)), atol=0.5)
+    assert torch.equal(with_direct_inputs(data, 0.4, seed=1)["lr"], out["lr"])        # seeded
+    assert with_direct_inputs(data, 0.0, seed=1) is data
+
+
 def test_chain_pairs_feed_the_model_its_own_zoomed_outputs_with_each_levels_words():
     from cozlib.geometry import zoom_input
     from cozlib.imageio import tensor_to_pil

@@ -29,6 +29,10 @@ class SRTrainConfig:
     pairs: int = option(6000, "training pairs rendered per draw (ZoomWorld views 1x-4096x plus photo patches)")
     photo_share: float = option(0.2, "share of the pairs cut from the bundled photos (null prompt), so photos stay in range")
     val_pairs: int = option(64, "val-split pairs for the held-out metrics in the manifest")
+    direct_share: float = option(0.1, "share of the one-step pairs whose input is what direct SR sees at 64x-256x: the "
+                                      "view area-averaged to 4 or 1 px, bicubic-enlarged (a blur, a flat colour), so "
+                                      "a flat input is inside the training data and the model draws texture there, not "
+                                      "its patch pattern")
     prompt_context: int = option(4, "a pair's prompt names the words of a window this many times wider than its view: "
                                     "what the chain's prompt says about each 64 px tile of a 256 px state")
     # -- stage 1: the VAE ----------------------------------------------------------------------
@@ -81,7 +85,7 @@ class SRTrainConfig:
         require_whole(self, ("workers",), least=0)
         if self.size % self.upscale or self.size % 8:
             raise ConfigError(f"size {self.size} must be a multiple of 8 and of upscale {self.upscale}")
-        require_share(self, ("photo_share", "prompt_dropout_base", "prompt_dropout_sr"))
+        require_share(self, ("photo_share", "direct_share", "prompt_dropout_base", "prompt_dropout_sr"))
         for name in ("critic_weight", "texture_weight", "grid_weight", "kl_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0 (0 leaves the term out), got {getattr(self, name)!r}")

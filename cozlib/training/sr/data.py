@@ -149,8 +149,37 @@ def pairs_from(got: tuple[dict, dict]) -> dict:
 
 def sr_pairs(cfg: SRTrainConfig, log=print) -> dict:
     """The one-step stages' pairs: a draw of their own (seed + ``SR_PAIRS_SEED``), not the pairs the
-    VAE, the base model and the critic learnt from."""
-    return cached_pairs(replace(cfg, seed=cfg.seed + SR_PAIRS_SEED), "train", cfg.pairs, True, log)
+    VAE, the base model and the critic learnt from; a ``direct_share`` of them with direct SR's inputs."""
+    data = cached_pairs(replace(cfg, seed=cfg.seed + SR_PAIRS_SEED), "train", cfg.pairs, True, log)
+    return with_direct_inputs(data, cfg.direct_share, cfg.seed + SR_PAIRS_SEED)
+
+
+#: Direct SR's input at 64x and 256x holds 4 px and 1 px of the base view (its 1/64 and 1/256).
+DIRECT_INPUT_PX = (4, 1)
+
+
+def direct_input(hr, px: int):
+    """uint8 [N, 3, S, S] views -> their ``px`` x ``px`` area mean, bicubic-enlarged back to S."""
+    import torch
+    import torch.nn.functional as F
+    low = F.adaptive_avg_pool2d(hr.float(), px)
+    up = F.interpolate(low, size=hr.shape[-2:], mode="bicubic", align_corners=False)
+    return up.round().clamp(0, 255).to(torch.uint8)
+
+
+def with_direct_inputs(data: dict, share: float, seed: int) -> dict:
+    """The pairs with a ``share`` of inputs (seeded draw, split evenly over ``DIRECT_INPUT_PX``)
+    replaced by ``direct_input`` of their HR view: a flat input is the one the 4x pairs never show."""
+    n = len(data["prompt"])
+    k = int(round(n * share))
+    if not k:
+        return data
+    idx = np.random.default_rng([seed, 13]).permutation(n)[:k]
+    lr = data["lr"].clone()
+    for j, px in enumerate(DIRECT_INPUT_PX):
+        part = [int(i) for i in idx[j::len(DIRECT_INPUT_PX)]]
+        lr[part] = direct_input(data["hr"][part], px)
+    return {**data, "lr": lr}
 
 
 def own_words(data: dict) -> dict:
