@@ -192,6 +192,11 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
     import torch
     if variant not in ("perceptual", "l2"):
         raise ConfigError(f"unknown SR training variant {variant!r}; choose perceptual or l2")
+    import os
+    from dataclasses import replace
+    if os.environ.get("COZ_SR_SEED"):  # experiment hook: reseed only the SR stages (docs/lab/2026-12-03-sr-draw-sources.md)
+        cfg = replace(cfg, seed=int(os.environ["COZ_SR_SEED"]))
+        torch.manual_seed(cfg.seed)
     model, names = sr_model(pipe, cfg, device)
     params = [p for p in list(model.transformer.parameters()) + list(model.vae.parameters()) if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr_sr, weight_decay=0.0)
