@@ -74,7 +74,7 @@ def differences(rows: list[dict], pairs: list[tuple[str, str]], mags=(4, 16, 64,
     return out
 
 
-def chain_texture(weights: Path, cache_dir: Path, seeds: list[int], vlm: bool = False) -> list[dict]:
+def chain_texture(weights: Path, cache_dir: Path, seeds: list[int], vlm: bool = False, device: str = "cpu") -> list[dict]:
     """(3): CoZ with oracle / null / wrong prompts (and with ``vlm`` the multi-scale VLM's) against
     direct SR on the scenes ``seeds``; then the paired differences with their intervals."""
     from cozlib import experiments
@@ -86,7 +86,7 @@ def chain_texture(weights: Path, cache_dir: Path, seeds: list[int], vlm: bool = 
     methods = experiments.methods_by_label(labels, experiments.world_methods("osediff-demo", None))
     cache = ChainCache(cache_dir)
     results = experiments.run_methods(images, methods, ChainConfig(upscale=4, steps=4, process_size=256, seed=42),
-                                      cache, device="cpu", sources=sources)
+                                      cache, device=device, sources=sources)
     rows = experiments.score_truth(results, cache)
     mags = (4, 16, 64, 256)
     direct = experiments.per_scale_means(rows, "texture")["Direct SR (OSEDiff)"]
@@ -140,15 +140,16 @@ def main() -> None:
     ap.add_argument("--base", default=None, help="a trained folder whose VAE and base model to keep (no base stage)")
     ap.add_argument("--critic", default=None, help="with --base: a trained critic checkpoint (critic.pt) to reuse")
     ap.add_argument("--sr-seed", type=int, default=None, help="the one-step stage's seed (default the config's; same pairs)")
+    ap.add_argument("--device", default="cpu", help="with --weights: where the chains run (cpu, cuda or cuda:N; default cpu)")
     ap.add_argument("--vlm", action="store_true", help="with --weights: CoZ with the demo VLMs' prompts too (multi-scale and single-image) and their hallucination in the chains")
     args = ap.parse_args()
     set_threads(int(os.environ.get("COZ_THREADS", "2")))
-    print_header("cpu")
+    print_header(args.device)
     lo, hi = (int(x) for x in args.scenes.split(":"))
     first = {"test": 1_010_000, "val": 1_000_000}[args.split]
     seeds = [first + i for i in range(lo, hi)]
     if args.weights:
-        for row in chain_texture(resolve(args.weights), Path(args.work) / "cache", seeds, args.vlm):
+        for row in chain_texture(resolve(args.weights), Path(args.work) / "cache", seeds, args.vlm, args.device):
             print("[chain]", json.dumps(row), flush=True)
         return
     work = Path(args.work)
