@@ -46,18 +46,19 @@ def check_full_image(config: ChainConfig, tile: int | None = None, overlap: int 
     return overlap
 
 
-def run_full_image_latent(image: Image.Image, config: ChainConfig, backbone, extractor=None, *, tile: int = 64,
-                          overlap: int = 16, max_side: int = 16384, source: dict[str, Any] | None = None,
+def run_full_image_latent(image: Image.Image, config: ChainConfig, backbone, extractor=None, *, tile: int | None = None,
+                          overlap: int | None = None, max_side: int = 16384, source: dict[str, Any] | None = None,
                           progress: Callable[[int, int], None] | None = None) -> FullImageResult:
     """Full-image CoZ as the official code runs it (``OSEDiffSD3.full_image_step``): tiles of the latent
     (``tile`` / ``overlap`` in latent pixels), each prompted from x_0 and the tile's decoded input,
-    blended in latent space. OSEDiff backbones only."""
+    blended in latent space (default: the model's own tile, ``OSEDiffSD3.latent_tiles``). OSEDiff backbones only."""
     from .imageio import check_image
     from .prompts.simple import NullPrompt
     from .runtime import seed_everything
     if not hasattr(backbone, "full_image_step"):
         raise ConfigError("latent full-image CoZ needs an OSEDiff backbone; use the pixel blend for the others")
     check_full_image(config, max_side=max_side)
+    tile, overlap = backbone.latent_tiles(tile, overlap)
     extractor = extractor or NullPrompt()
     seed_everything(config.seed)
     x0 = geometry.resize_and_center_crop(check_image(image), config.process_size)

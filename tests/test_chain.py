@@ -181,12 +181,14 @@ def test_official_full_image_prompts_each_latent_tile_from_x0_and_the_tile(rando
     rec = RecordingExtractor()
     sr = make_backbone("osediff-demo", device="cpu")
     cfg = ChainConfig(rec_type="recursive_multiscale", steps=1, process_size=32, upscale=4)
-    res = run_full_image_latent(random_image(), cfg, sr, rec, tile=16, overlap=4)
+    res = run_full_image_latent(random_image(), cfg, sr, rec)   # the model's own tile: 16, overlap 4
     assert [im.size for im in res.states] == [(32, 32), (128, 128)]
     assert [t["box"][:2] for t in res.tiles[0]] == [(x, y) for y in (0, 12, 16) for x in (0, 12, 16)]
     assert all(c.previous.size == (32, 32) and c.zoomed.size == (64, 64) for c in rec.calls)  # x_0, the tile
     with pytest.raises(ConfigError, match="needs an OSEDiff backbone"):
         run_full_image_latent(random_image(), cfg, InterpolationBackbone("nearest"), rec)
+    with pytest.raises(ConfigError, match=r"position embedding reaches \(32 latent px\); use --latent-tiled-size 32"):
+        run_full_image_latent(random_image(), cfg, sr, rec, tile=64)   # the official default, beyond the demo's reach
 
 
 def test_zoom_cli_full_image_is_the_official_latent_blend_on_osediff(tmp_path):
@@ -194,8 +196,7 @@ def test_zoom_cli_full_image_is_the_official_latent_blend_on_osediff(tmp_path):
     from cozlib.cli import main
     out = tmp_path / "o"
     assert main(["zoom", "world:3", "--backbone", "osediff-demo", "--prompt", "vlm", "--full-image", "--steps", "1",
-                 "--process-size", "32", "--latent-tiled-size", "16", "--latent-tiled-overlap", "4",
-                 "--out", str(out)]) == 0
+                 "--process-size", "32", "--out", str(out)]) == 0       # the demo model's own latent tile: 16, overlap 4
     tiles = json.loads((out / "world-3" / "tiles.json").read_text())
     assert len(tiles[0]) == 9 and all(isinstance(t["prompt"], str) for t in tiles[0])
     assert main(["zoom", "world:3", "--backbone", "bicubic", "--full-image", "--full-image-blend", "latent",

@@ -74,10 +74,12 @@ def add_parsers(sub) -> None:
                    help="--full-image: latent = the official algorithm (OSEDiff only; tiles of the latent, each "
                         "prompted from x_0 and the tile, 16 new tokens); pixel = tiles of the image blended in pixels "
                         "(any backbone). Default: latent for the osediff backbones")
-    z.add_argument("--latent-tiled-size", type=int, default=64, help="--full-image latent: tile in latent px "
-                                                                       "(official --latent_tiled_size)")
-    z.add_argument("--latent-tiled-overlap", type=int, default=16, help="--full-image latent: overlap in latent px "
-                                                                          "(official --latent_tiled_overlap)")
+    z.add_argument("--latent-tiled-size", type=int, default=None,
+                   help="--full-image latent: tile in latent px (official --latent_tiled_size; default the model's "
+                        "own: 64 for SD3 as the official code, the tile the demo model learnt on, 16)")
+    z.add_argument("--latent-tiled-overlap", type=int, default=None,
+                   help="--full-image latent: overlap in latent px (official --latent_tiled_overlap; default 16 for "
+                        "SD3, 4 for the demo model)")
     z.add_argument("--tile-overlap", type=int, default=None, help="--full-image pixel: tile overlap in px (default tile/4)")
     z.add_argument("--cache", default=None, help="chain cache folder (default: none for the CLI)")
     z.add_argument("--center", type=float, nargs=2, metavar=("X", "Y"), default=None,
@@ -162,16 +164,22 @@ def _check_arguments(args: argparse.Namespace):
                                   f"use --full-image-blend pixel")
             if args.tile_overlap is not None:
                 raise ConfigError("--tile-overlap is the pixel blend's; the latent blend takes --latent-tiled-overlap")
-            if not 0 <= args.latent_tiled_overlap < args.latent_tiled_size or args.latent_tiled_size < 2:
+            size, lap = args.latent_tiled_size, args.latent_tiled_overlap
+            if (size is not None and size < 2) or (lap is not None and lap < 0) or \
+                    (size is not None and lap is not None and lap >= size):
                 raise ConfigError(f"--latent-tiled-size must be >= 2 and 0 <= --latent-tiled-overlap < it, got "
-                                  f"{args.latent_tiled_size} and {args.latent_tiled_overlap}")
+                                  f"{size} and {lap}")
             if args.max_new_tokens is None and "max_new_tokens" in info.options:
                 args.max_new_tokens = 16  # the official full-image code's prompts
             check_full_image(config)
         else:
+            if args.latent_tiled_size is not None or args.latent_tiled_overlap is not None:
+                raise ConfigError("--latent-tiled-size and --latent-tiled-overlap are the latent blend's; the pixel "
+                                  "blend takes --tile-overlap")
             check_full_image(config, overlap=args.tile_overlap)
-    elif args.tile_overlap is not None or args.full_image_blend is not None:
-        raise ConfigError("--tile-overlap and --full-image-blend apply to --full-image only")
+    elif any(v is not None for v in (args.tile_overlap, args.full_image_blend, args.latent_tiled_size,
+                                      args.latent_tiled_overlap)):
+        raise ConfigError("--tile-overlap, --full-image-blend and --latent-tiled-* apply to --full-image only")
     if args.compile:
         from ..speed import Speed, check_speed
         if not (config.uses_backbone and (args.backbone.startswith("osediff") or "speed" in info.options)):

@@ -339,6 +339,10 @@ def train(cfg: GRPOTrainConfig, log=print) -> tuple[Path, Path]:
     log(f"[eval] critic vs truth on the policy's completions (first 60 val views): "
         f"{json.dumps(agreement['policy_completions'])}")
     before = score_prompts(vlm_prompts(before_model, before_proc, val, True), val)
+    del before_model  # GRPO loads the policy afresh for trl; this copy would hold its memory (3B at paper scale)
+    if device.startswith("cuda"):
+        import torch
+        torch.cuda.empty_cache()
     trainer, hist = train_grpo(data, critic, cfg, device, log)
     adapter = Path(cfg.work) / "adapter"
     trainer.model.save_pretrained(adapter)  # peft: adapter_config.json + adapter_model.safetensors

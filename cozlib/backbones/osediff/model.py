@@ -168,6 +168,22 @@ class OSEDiffSD3:
         z0 = z - self.sigma * self.velocity(z, prompt_embeds, pooled)
         return self.decode(z0)
 
+    def latent_tiles(self, tile: int | None = None, overlap: int | None = None) -> tuple[int, int]:
+        """The full-image step's latent tile and overlap: the model's own (``latent_tile``, set for the
+        demo model, which learnt on 16-latent views) or the official defaults 64 / 16; a clear error for
+        a tile wider than the transformer's position embedding reaches (``pos_embed_max_size`` patches)."""
+        own = self.options.latent_tile
+        tile = tile if tile is not None else (own or 64)
+        overlap = overlap if overlap is not None else (self.options.latent_tile_overlap if own else 16)
+        cfg = self.transformer.config
+        reach = (cfg.pos_embed_max_size or 0) * cfg.patch_size
+        if reach and tile > reach:
+            raise ConfigError(f"a latent tile of {tile} px is wider than this model's position embedding reaches "
+                              f"({reach} latent px); use --latent-tiled-size {reach} or less")
+        if not 0 <= overlap < tile or tile < 2:
+            raise ConfigError(f"the latent tile must be >= 2 and 0 <= overlap < tile, got {tile} and {overlap}")
+        return tile, overlap
+
     def full_image_step(self, prev: Image.Image, full: Image.Image, extractor, upscale: int, *, step: int = 1,
                         tile: int = 64, overlap: int = 16, user_prompt: str = "", source: dict | None = None,
                         tile_batch: int = 8) -> tuple[Image.Image, list[dict]]:
