@@ -143,6 +143,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="with --weights: where the chains run (cpu, cuda or cuda:N; default cpu)")
     ap.add_argument("--vlm", action="store_true", help="with --weights: CoZ with the demo VLMs' prompts too (multi-scale and single-image) and their hallucination in the chains")
     args = ap.parse_args()
+    if args.device != "cpu" and not args.weights:
+        ap.error("--device applies to --weights (the chains); the training here runs on the CPU")
     set_threads(int(os.environ.get("COZ_THREADS", "2")))
     print_header(args.device)
     lo, hi = (int(x) for x in args.scenes.split(":"))

@@ -185,11 +185,11 @@ class OSEDiffSD3:
         return tile, overlap
 
     def full_image_step(self, prev: Image.Image, full: Image.Image, extractor, upscale: int, *, step: int = 1,
-                        tile: int = 64, overlap: int = 16, user_prompt: str = "", source: dict | None = None,
+                        tile: int, overlap: int, user_prompt: str = "", source: dict | None = None,
                         tile_batch: int = 8) -> tuple[Image.Image, list[dict]]:
         """One step of the official full-image CoZ (``inference_coz_full.py``): the whole previous state,
         LANCZOS-enlarged ``upscale`` times, is encoded once; every ``tile``-latent tile (``overlap``
-        apart, the last flush with the edge) is decoded as it is and shown to the extractor after
+        apart, the last flush with the edge; the model's own sizes: ``latent_tiles``) is decoded as it is and shown to the extractor after
         ``full`` (the input at process size) for its own prompt; the tile's one step z - v is blended
         with Gaussian weights; the whole latent is decoded without the shift factor, as that code does.
         The official code does the tiles one by one; here ``tile_batch`` tiles at a time share each
