@@ -158,7 +158,7 @@ def main() -> None:
     cfg = build(SRTrainConfig, "sr", args.preset, args.set, work=str(work), variants=["perceptual"], device="cpu")
     print("[config]", json.dumps({k: v for k, v in vars(cfg).items() if k not in ("out", "work")}), flush=True)
     pipe = StableDiffusion3Pipeline.from_pretrained(resolve(args.base or "data/weights/osediff-demo"),
-                                                    torch_dtype=torch.float32)
+                                                    dtype=torch.float32)
     if not args.base:
         pipe.transformer = build_pipeline(cfg.seed).transformer      # a fresh base model; the committed VAE
     if args.critic:
