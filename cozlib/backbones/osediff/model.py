@@ -189,9 +189,10 @@ class OSEDiffSD3:
                         tile_batch: int = 8) -> tuple[Image.Image, list[dict]]:
         """One step of the official full-image CoZ (``inference_coz_full.py``): the whole previous state,
         LANCZOS-enlarged ``upscale`` times, is encoded once; every ``tile``-latent tile (``overlap``
-        apart, the last flush with the edge; the model's own sizes: ``latent_tiles``) is decoded as it is and shown to the extractor after
-        ``full`` (the input at process size) for its own prompt; the tile's one step z - v is blended
-        with Gaussian weights; the whole latent is decoded without the shift factor, as that code does.
+        apart, the last flush with the edge; the model's own sizes: ``latent_tiles``) is decoded as
+        it is and shown to the extractor after ``full`` (the input at process size) for its own
+        prompt; the tile's one step z - v is blended with Gaussian weights; the whole latent is
+        decoded without the shift factor, as that code does.
         The official code does the tiles one by one; here ``tile_batch`` tiles at a time share each
         call (VAE decode, one VLM ``generate``, the text encoders, the transformer): the same prompts
         and, within float noise, the same image. Returns the new state and, per tile, its latent box
