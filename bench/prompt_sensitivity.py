@@ -126,7 +126,7 @@ def main() -> None:
     from cozlib.config import build
     from cozlib.paths import resolve
     from cozlib.provenance import print_header
-    from cozlib.runtime import set_threads
+    from cozlib.runtime import seed_everything, set_threads
     from cozlib.training.sr import (SRTrainConfig, cached_pairs, evaluate, export, sr_pairs, text_encoders, train_base,
                                     train_sr)
     from cozlib.training.tiny import build_pipeline
@@ -157,6 +157,7 @@ def main() -> None:
     work = Path(args.work)
     cfg = build(SRTrainConfig, "sr", args.preset, args.set, work=str(work), variants=["perceptual"], device="cpu")
     print("[config]", json.dumps({k: v for k, v in vars(cfg).items() if k not in ("out", "work")}), flush=True)
+    seed_everything(cfg.seed)  # torch starts each process from a random seed: the LoRA's start is drawn from this
     pipe = StableDiffusion3Pipeline.from_pretrained(resolve(args.base or "data/weights/osediff-demo"),
                                                     dtype=torch.float32)
     if not args.base:
