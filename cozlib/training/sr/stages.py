@@ -167,14 +167,17 @@ def sr_model(pipe, cfg: SRTrainConfig, device: str):
     """The one-step SR model to train: copies of the base transformer and VAE with fresh LoRA
     (the paper's AdaLayerNormZero linears plus ``DEMO_LORA``; the VAE encoder). Returns (model, LoRA names)."""
     import re
+    import torch
     from ...backbones.osediff import OSEDiffOptions, OSEDiffSD3, add_transformer_lora, add_vae_encoder_lora, adaln_linear_names
     p = copy.copy(pipe)
     p.transformer, p.vae = copy.deepcopy(pipe.transformer).to(device), copy.deepcopy(pipe.vae).to(device)
     p.transformer.requires_grad_(False)
     p.vae.requires_grad_(False)
     extra = [n for n, _ in p.transformer.named_modules() if any(re.fullmatch(x, n) for x in DEMO_LORA)]
-    names = add_transformer_lora(p.transformer, cfg.lora_rank, adaln_linear_names(p.transformer) + extra)
-    add_vae_encoder_lora(p.vae, cfg.vae_lora_rank)
+    with torch.random.fork_rng(devices=[]):  # the LoRA's own seed: the same start however the earlier stages ran
+        torch.manual_seed(cfg.seed + 12)
+        names = add_transformer_lora(p.transformer, cfg.lora_rank, adaln_linear_names(p.transformer) + extra)
+        add_vae_encoder_lora(p.vae, cfg.vae_lora_rank)
     opts = OSEDiffOptions(lora_rank=cfg.lora_rank, vae_lora_rank=cfg.vae_lora_rank, extra_lora_targets=extra,
                           max_sequence_length=pipe.tokenizer.model_max_length,
                           latent_tile=cfg.size // 4, latent_tile_overlap=cfg.size // 16, phase_average=cfg.phase_average)
