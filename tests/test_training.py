@@ -449,3 +449,22 @@ def test_parallel_map_runs_at_one_thread_and_gives_the_thread_count_back():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_one_step_lora_starts_from_its_own_seed():
+    """sr_model's fresh LoRA does not depend on what drew from torch's RNG before (a --base retrain
+    and `make weights` start the one-step stage alike), and it leaves that RNG where it was."""
+    import torch
+    from cozlib.config import build
+    from cozlib.training.sr import SRTrainConfig
+    from cozlib.training.sr.stages import sr_model
+    from cozlib.training.tiny import build_pipeline
+    cfg = build(SRTrainConfig, "sr", "smoke", {})
+    pipe = build_pipeline(cfg.seed)
+    starts = []
+    for before in (1, 2):
+        torch.manual_seed(before)
+        model, _ = sr_model(pipe, cfg, "cpu")
+        starts.append({n: p.detach().clone() for n, p in model.transformer.named_parameters() if "lora_A" in n})
+        assert torch.equal(torch.rand(3), torch.rand(3, generator=torch.Generator().manual_seed(before)))
+    assert starts[0] and all(torch.equal(starts[0][n], starts[1][n]) for n in starts[0])
