@@ -5,7 +5,7 @@ with some ``SRTrainConfig`` settings (from the committed VAE), then measure what
     python bench/prompt_sensitivity.py --work build/exp/recipe --scenes 0:18      # the committed recipe
     python bench/prompt_sensitivity.py --work build/exp/m --weights data/weights/osediff-demo --scenes 0:18
     python bench/prompt_sensitivity.py --work build/exp/s1 --base data/weights/osediff-demo \
-        --critic build/train/osediff-demo/ckpt/critic.pt --sr-seed 1 --scenes 0:18   # another SR-stage seed
+        --critic build/train/osediff-demo/ckpt/critic.pt --set sr_seed=1 --split val --scenes 0:24   # another SR-stage draw
 
 Prints (1) the base model's flow loss at sigma 0.5 / 0.8 / 0.95 on the val pairs with the true, null
 and wrong words (lower = the words help it predict the image); (2) the one-step model on the val
@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -139,7 +138,6 @@ def main() -> None:
     ap.add_argument("--split", choices=("test", "val"), default="test", help="the scenes' split (default test)")
     ap.add_argument("--base", default=None, help="a trained folder whose VAE and base model to keep (no base stage)")
     ap.add_argument("--critic", default=None, help="with --base: a trained critic checkpoint (critic.pt) to reuse")
-    ap.add_argument("--sr-seed", type=int, default=None, help="the one-step stage's seed (default the config's; same pairs)")
     ap.add_argument("--device", default="cpu", help="with --weights: where the chains run (cpu, cuda or cuda:N; default cpu)")
     ap.add_argument("--vlm", action="store_true", help="with --weights: CoZ with the demo VLMs' prompts too (multi-scale and single-image) and their hallucination in the chains")
     args = ap.parse_args()
@@ -172,8 +170,7 @@ def main() -> None:
     t0 = time.perf_counter()
     stages = [] if args.base else [train_base(pipe, data, cfg, "cpu")]
     print("[flow]", json.dumps(flow_losses(pipe, val)), flush=True)
-    sr_cfg = cfg if args.sr_seed is None else replace(cfg, seed=args.sr_seed)
-    model, names, st = train_sr(pipe, sr_pairs(cfg), sr_cfg, "cpu", "perceptual", pre_stages=stages, critic_data=data)
+    model, names, st = train_sr(pipe, sr_pairs(cfg), cfg, "cpu", "perceptual", pre_stages=stages, critic_data=data)
     stages.append(st)
     metrics = evaluate(model, val, "cpu")
     print("[val]", json.dumps(metrics), flush=True)

@@ -468,3 +468,39 @@ def test_the_one_step_lora_starts_from_its_own_seed():
         starts.append({n: p.detach().clone() for n, p in model.transformer.named_parameters() if "lora_A" in n})
         assert torch.equal(torch.rand(3), torch.rand(3, generator=torch.Generator().manual_seed(before)))
     assert starts[0] and all(torch.equal(starts[0][n], starts[1][n]) for n in starts[0])
+
+
+def test_sr_seed_redraws_the_one_step_stage_alone(tmp_path):
+    """``sr_seed`` draws the one-step stages again (another LoRA start) on the same word critic; unset,
+    it is ``seed``."""
+    from cozlib.config import build
+    from cozlib.training.sr import SRTrainConfig, make_pairs, text_encoders, train_sr
+    from cozlib.training.tiny import build_pipeline
+    runs = {}
+    for name, sr_seed in (("unset", None), ("same", 0), ("other", 1)):
+        cfg = build(SRTrainConfig, "sr", "smoke", dict(work=str(tmp_path / name), pairs=8, steps_sr=1, steps_critic=1,
+                                                      steps_chain=0, phase_average=False, sr_seed=sr_seed))
+        pipe = build_pipeline(cfg.seed)
+        for enc in text_encoders(pipe):
+            enc.eval().requires_grad_(False)
+        model, _, _ = train_sr(pipe, make_pairs(cfg, "train"), cfg, "cpu", "perceptual", lambda s: None)
+        critic = torch.load(tmp_path / name / "ckpt" / "critic.pt", weights_only=True)["state"]["net"]
+        runs[name] = ({n: p.detach() for n, p in model.transformer.named_parameters() if p.requires_grad}, critic)
+    lora, critic = runs["unset"]
+    assert all(torch.equal(lora[n], runs["same"][0][n]) for n in lora)
+    assert not all(torch.equal(lora[n], runs["other"][0][n]) for n in lora)
+    assert all(torch.equal(critic[k], runs["other"][1][k]) for k in critic)
+
+
+def test_the_one_step_stages_train_on_the_base_model_as_saved(tmp_path):
+    """``round_as_saved`` leaves the pipeline as ``save_pipeline`` + loading in float32 gives it back, so
+    ``make weights`` and a ``--base`` retrain start the one-step stages from the same base model."""
+    from diffusers import StableDiffusion3Pipeline
+    from cozlib.training.tiny import build_pipeline, round_as_saved, save_pipeline
+    pipe = build_pipeline(0)
+    round_as_saved(pipe)
+    save_pipeline(pipe, tmp_path / "p")
+    back = StableDiffusion3Pipeline.from_pretrained(tmp_path / "p", dtype=torch.float32)
+    for part in ("transformer", "vae", "text_encoder", "text_encoder_2", "text_encoder_3"):
+        mine, theirs = getattr(pipe, part).state_dict(), getattr(back, part).state_dict()
+        assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine), part

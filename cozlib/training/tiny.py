@@ -154,6 +154,17 @@ def build_pipeline(seed: int = 0):
         text_encoder_3=t5, tokenizer_3=tok3)
 
 
+def round_as_saved(pipe) -> None:
+    """Round the weights ``save_pipeline`` writes to fp16 precision, in place (still float32): the
+    one-step stages then train on the base model they will run with, the one a ``--base`` retrain loads."""
+    import torch
+    with torch.no_grad():
+        for part in (pipe.transformer, pipe.vae, pipe.text_encoder, pipe.text_encoder_2, pipe.text_encoder_3):
+            for t in (part.state_dict().values() if part is not None else ()):
+                if t.is_floating_point():
+                    t.copy_(t.to(torch.float16).to(t.dtype))
+
+
 def save_pipeline(pipe, folder: str | Path, half: bool = True) -> None:
     """Save in the diffusers folder layout (fp16 weights when ``half``: half the repository size;
     loading in float32 upcasts them)."""

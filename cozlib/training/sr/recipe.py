@@ -81,7 +81,7 @@ def train(cfg: SRTrainConfig, log=print, minutes: float | None = None) -> Path:
     import diffusers
     import transformers
     from ...runtime import resolve_device, seed_everything
-    from ..tiny import build_pipeline
+    from ..tiny import build_pipeline, round_as_saved
     check(cfg)
     from ...outputs import check_output_folders
     check_output_folders(cfg.out, work=cfg.work)
@@ -104,6 +104,7 @@ def train(cfg: SRTrainConfig, log=print, minutes: float | None = None) -> Path:
     if minutes:
         cfg = plan_steps(cfg, minutes * 60, pipe, data, device, log=log)
     stages = [train_vae(pipe, data, cfg, device, log), train_base(pipe, data, cfg, device, log)]
+    round_as_saved(pipe)  # the one-step stages see the base model as exported (fp16), as `--base` retrains do
     models, metrics = {}, {}
     for variant in cfg.variants:
         model, names, st = train_sr(pipe, own, cfg, device, variant, log, pre_stages=stages, critic_data=data)

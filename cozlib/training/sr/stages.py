@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import functools
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -195,6 +196,7 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
     import torch
     if variant not in ("perceptual", "l2"):
         raise ConfigError(f"unknown SR training variant {variant!r}; choose perceptual or l2")
+    critic_cfg, cfg = cfg, replace(cfg, seed=cfg.seed if cfg.sr_seed is None else cfg.sr_seed)  # the critic keeps seed
     model, names = sr_model(pipe, cfg, device)
     params = [p for p in list(model.transformer.parameters()) + list(model.vae.parameters()) if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr_sr, weight_decay=0.0)
@@ -205,7 +207,7 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
     pre = pre_stages if pre_stages is not None else []
     critic = None
     if perceptual and cfg.critic_weight > 0:
-        critic, st = train_word_critic(data if critic_data is None else critic_data, cfg, device, log)
+        critic, st = train_word_critic(data if critic_data is None else critic_data, critic_cfg, device, log)
         pre.append(st)
 
     def rendered(i: int):
