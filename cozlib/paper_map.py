@@ -302,11 +302,15 @@ def paper_map_markdown(figures: Path) -> str:
              "(`experiments.verdicts`): *holds* / *does not hold* when the interval lies on one side of zero, *not "
              "settled* when it contains zero. *regenerated* marks a figure that makes "
              "no measurable claim. The demo models are one training each (the committed weights): how the words "
-             "steer the demo SR model's chains differs between trainings of its recipe, even in sign; of twelve "
-             "trainings (six whole, six of the SR stages alone on the committed earlier stages), three put the "
+             "steer the demo SR model's chains differs between trainings of its recipe, even in sign; of thirteen "
+             "trainings (six whole, seven of the SR stages alone on the committed earlier stages), three put the "
              "right words well ahead of the wrong ones, all on the committed earlier stages "
              "(docs/lab/2026-12-03-sr-recipe-draws.md, docs/lab/2026-12-04-sr-seed3-val-selection.md, "
-             "docs/lab/2026-12-04-sr-prompt-dropout.md, docs/lab/2026-12-04-sr-stage-seed.md). The paper's own numeric table cells are not known here: tables keep their "
+             "docs/lab/2026-12-04-sr-prompt-dropout.md, docs/lab/2026-12-04-sr-stage-seed.md); in five of the "
+             "others, measured band by band, the chains are too smooth from 16x on and the wrong words, never seen "
+             "in training, add fine-band energy, which the texture distance rewards "
+             "(docs/lab/2026-12-05-sr-chain-energy.md). The paper's own numeric table cells are "
+             "not known here: tables keep their "
              "layout with those cells empty (docs/PAPER.md §6).", "",
              "| paper | claim | notebook | files (`figures/`) | paper scale | verdict |", "|---|---|---|---|---|---|"]
     for e in ENTRIES:
