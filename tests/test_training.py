@@ -504,3 +504,32 @@ def test_the_one_step_stages_train_on_the_base_model_as_saved(tmp_path):
     for part in ("transformer", "vae", "text_encoder", "text_encoder_2", "text_encoder_3"):
         mine, theirs = getattr(pipe, part).state_dict(), getattr(back, part).state_dict()
         assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine), part
+
+
+def test_words_loss_asks_the_true_words_to_beat_wrong_ones_by_a_margin():
+    """The hinge is zero when the wrong-words output is farther from the truth by the margin, and
+    otherwise pulls the true-words output towards the truth and pushes the wrong one away."""
+    from cozlib.training.sr.losses import texture_distances, words_loss
+    g = torch.Generator().manual_seed(0)
+    hr = torch.rand(2, 3, 32, 32, generator=g) * 2 - 1
+    near, far = (hr + 0.02 * torch.randn(hr.shape, generator=g)).requires_grad_(), torch.zeros_like(hr).requires_grad_()
+    assert float(texture_distances(far, hr).detach().min()) > float(texture_distances(near, hr).detach().max()) + 0.05
+    assert float(words_loss(near, far, hr, 0.05).detach()) == 0.0
+    loss = words_loss(far, near, hr, 0.05)
+    loss.backward()
+    assert float(loss) > 0.05 and far.grad.abs().sum() > 0 and near.grad.abs().sum() > 0
+
+
+def test_smoke_one_step_stage_logs_the_words_term(tmp_path):
+    """With ``words_weight`` > 0 the one-step steps run worded samples again with wrong words."""
+    from cozlib.config import build
+    from cozlib.training.sr import SRTrainConfig, make_pairs, text_encoders, train_sr
+    from cozlib.training.tiny import build_pipeline
+    cfg = build(SRTrainConfig, "sr", "smoke", dict(work=str(tmp_path), pairs=8, steps_sr=2, steps_critic=1, steps_chain=0,
+                                                  phase_average=False, prompt_dropout_sr=0.0, words_weight=1.0))
+    pipe = build_pipeline(cfg.seed)
+    for enc in text_encoders(pipe):
+        enc.eval().requires_grad_(False)
+    rows = []
+    train_sr(pipe, make_pairs(cfg, "train"), cfg, "cpu", "perceptual", rows.append)
+    assert any(r.startswith("[sr-perceptual]") and " words " in r for r in rows), rows

@@ -67,6 +67,10 @@ class SRTrainConfig:
     texture_weight: float = option(0.1, "perceptual variant: weight of texture_loss (the texture distance's band statistics, "
                                         "per orientation: a texture's direction)")
     grid_weight: float = option(0.005, "perceptual variant: weight of grid_loss (spectral peaks on the 8 px latent grid)")
+    words_weight: float = option(0.0, "perceptual variant: weight of words_loss (a hinge: with the true words the output must "
+                                      "be nearer the truth's texture statistics than with wrong words, by words_margin; 0 leaves it out)")
+    words_margin: float = option(0.05, "the margin of words_loss, in texture-distance units")
+    words_batch: int = option(2, "samples of each batch (the first worded ones) run again with wrong words for words_loss")
     phase_average: bool = option(True, "the velocity averaged over the transformer's patch phases in training and use "
                                        "(OSEDiffOptions.phase_average): no pattern can sit on the 8 px latent grid")
     # -- stage 4b: the one-step stage on its own chain states ----------------------------------
@@ -80,12 +84,12 @@ class SRTrainConfig:
     def validate(self) -> "SRTrainConfig":
         """Clear errors for settings that cannot train, before any work is done."""
         require_whole(self, ("size", "upscale", "pairs", "val_pairs", "prompt_context", "threads", "lora_rank",
-                             "vae_lora_rank", "l2_lowpass", "vae_crop", "chain_pairs", "chain_depth"))
+                             "vae_lora_rank", "l2_lowpass", "vae_crop", "chain_pairs", "chain_depth", "words_batch"))
         require_whole(self, ("workers",), least=0)
         if self.size % self.upscale or self.size % 8:
             raise ConfigError(f"size {self.size} must be a multiple of 8 and of upscale {self.upscale}")
         require_share(self, ("photo_share", "prompt_dropout_base", "prompt_dropout_sr"))
-        for name in ("critic_weight", "texture_weight", "grid_weight", "kl_weight"):
+        for name in ("critic_weight", "texture_weight", "grid_weight", "kl_weight", "words_weight", "words_margin"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0 (0 leaves the term out), got {getattr(self, name)!r}")
         if not self.variants or set(self.variants) - {"perceptual", "l2"}:

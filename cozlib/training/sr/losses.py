@@ -4,6 +4,7 @@ The paper trains OSEDiff with L2 + LPIPS(VGG) + VSD (docs/PAPER.md §5). At demo
 VGG and no teacher worth distilling, so the perceptual variant's loss is
 
     L = MSE(pool_4(x), pool_4(y)) + 1.0 L_critic(x, y) + 0.1 L_texture(x, y) + 0.005 L_grid(x)
+        [+ w L_words(x, x~, y), x~ the output with wrong words; w = 0 in the recipe]
 
 with x the one-step output and y the truth: L2 on the band the input already holds, and three
 phase-blind terms for the band the model has to invent (a texture's kind, not its exact phase,
@@ -59,10 +60,22 @@ def texture_loss(out, hr, levels: int = 5):
     """L_texture: the texture distance (``metrics.truth.texture_distance``) as a loss: the mean absolute
     difference of output's and truth's oriented band log-energies and mean colour, each training view
     one patch (the chains' distance reads 64 px patches of a 256 px state)."""
+    return texture_distances(out, hr, levels).mean()
+
+
+def texture_distances(out, hr, levels: int = 5):
+    """Per sample, the texture distance of ``texture_loss`` (one patch per view): [B]."""
     from ...metrics.truth import texture_stats_batch
     a = texture_stats_batch((out.float() + 1) / 2, levels, patches=1)
     b = texture_stats_batch((hr.float() + 1) / 2, levels, patches=1)
-    return (a - b.detach()).abs().mean()
+    return (a - b.detach()).abs().mean((1, 2))
+
+
+def words_loss(out, out_wrong, hr, margin: float):
+    """L_words = mean_i max(0, margin + T(x_i, y_i) - T(x~_i, y_i)), x~ the output for the same input
+    with wrong words (``oracle.wrong_prompt``), T the per-view texture distance: the words must
+    choose the texture, so the true words have to beat wrong ones by ``margin``."""
+    return (margin + texture_distances(out, hr) - texture_distances(out_wrong, hr)).clamp(min=0).mean()
 
 
 def grid_loss(out, period: int = 8):

@@ -28,7 +28,7 @@ from ...imageio import load_tensors
 from ..loop import Stage, autocast, cosine_lr
 from .config import SRTrainConfig
 from .data import SR_PAIRS_SEED, batch_of, own_words, pairs_from, save_pairs, word_vector
-from .losses import base_latent, flow_noise, sr_loss
+from .losses import base_latent, flow_noise, sr_loss, words_loss
 
 #: Transformer modules given LoRA beyond the AdaLayerNormZero linears in the demo model (regexes on
 #: module names, as peft takes them). At 2M parameters a rank-4 LoRA on the modulation alone cannot
@@ -221,6 +221,10 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
         with autocast(device):
             out = model.one_step(lr, pe, pooled).float()
             loss, row = sr_loss(out, hr, cfg, perceptual, critic)
+            if perceptual and cfg.words_weight > 0:
+                term = wrong_words_term(model, encode, lr, hr, prompts, out, cfg)
+                if term is not None:
+                    loss, row["words"] = loss + cfg.words_weight * term, term.item()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -233,6 +237,18 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
     model.transformer.eval()
     model.vae.eval()
     return model, names, stage
+
+
+def wrong_words_term(model, encode: PromptCache, lr, hr, prompts: list[str], out, cfg: SRTrainConfig):
+    """``losses.words_loss`` on the batch's first ``words_batch`` worded samples, run again with wrong
+    words (``oracle.wrong_prompt``); None when the batch has none."""
+    from ...prompts.oracle import wrong_prompt
+    idx = [j for j, p in enumerate(prompts) if p and wrong_prompt(p) != p][:cfg.words_batch]
+    if not idx:
+        return None
+    pe, pooled = encode([wrong_prompt(prompts[j]) for j in idx])
+    out_wrong = model.one_step(lr[idx], pe, pooled).float()
+    return words_loss(out[idx], out_wrong, hr[idx], cfg.words_margin)
 
 
 def weights_digest(*nets) -> str:
