@@ -309,9 +309,8 @@ def paper_map_markdown(figures: Path) -> str:
              "docs/lab/2026-12-04-sr-prompt-dropout.md, docs/lab/2026-12-04-sr-stage-seed.md); in five of the "
              "others, measured band by band, the chains are too smooth from 16x on and the wrong words, never seen "
              "in training, add fine-band energy, which the texture distance rewards "
-             "(docs/lab/2026-12-05-sr-chain-energy.md). The paper's own numeric table cells are "
-             "not known here: tables keep their "
-             "layout with those cells empty (docs/PAPER.md §6).", "",
+             "(docs/lab/2026-12-05-sr-chain-energy.md). The paper's own numeric table cells are not known here: "
+             "tables keep their layout with those cells empty (docs/PAPER.md §6).", "",
              "| paper | claim | notebook | files (`figures/`) | paper scale | verdict |", "|---|---|---|---|---|---|"]
     for e in ENTRIES:
         v = verdict(e.judge, figures)
