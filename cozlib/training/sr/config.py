@@ -26,6 +26,7 @@ class SRTrainConfig:
     seed: int = option(0, "seed of every draw (pairs, batches, noise, initial weights)")
     sr_seed: int | None = option(None, "seed of the one-step stages alone (their LoRA's start, batches and chain pairs; "
                                        "None: seed): another draw of them on the same VAE, base model and critic")
+    lora_seed: int | None = option(None, "seed of the one-step LoRA's start alone (None: the one-step stages' seed + 12)")
     # -- data ----------------------------------------------------------------------------------
     size: int = option(64, "training view size in px (the HR target; the SR input is its 1/upscale view, bicubic-upsampled)")
     upscale: int = option(4, "the SR factor s of one chain step (docs/PAPER.md §1)")

@@ -176,7 +176,7 @@ def sr_model(pipe, cfg: SRTrainConfig, device: str):
     p.vae.requires_grad_(False)
     extra = [n for n, _ in p.transformer.named_modules() if any(re.fullmatch(x, n) for x in DEMO_LORA)]
     with torch.random.fork_rng(devices=[]):  # the LoRA's own seed: the same start however the earlier stages ran
-        torch.manual_seed(cfg.seed + 12)
+        torch.manual_seed(cfg.seed + 12 if cfg.lora_seed is None else cfg.lora_seed)
         names = add_transformer_lora(p.transformer, cfg.lora_rank, adaln_linear_names(p.transformer) + extra)
         add_vae_encoder_lora(p.vae, cfg.vae_lora_rank)
     opts = OSEDiffOptions(lora_rank=cfg.lora_rank, vae_lora_rank=cfg.vae_lora_rank, extra_lora_targets=extra,
