@@ -308,7 +308,8 @@ def paper_map_markdown(figures: Path) -> str:
              "draw (the LoRA's start, the batches) carries that alone "
              "(docs/lab/2026-12-03-sr-recipe-draws.md, docs/lab/2026-12-04-sr-seed3-val-selection.md, "
              "docs/lab/2026-12-04-sr-prompt-dropout.md, docs/lab/2026-12-04-sr-stage-seed.md, "
-             "docs/lab/2026-12-05-sr-lora-start.md); in seven of the others, measured band by band, the chains are too smooth from 16x on and the wrong words, never seen "
+             "docs/lab/2026-12-05-sr-lora-start.md); in seven of the others, measured band by band, the chains "
+             "are too smooth from 16x on and the wrong words, never seen "
              "in training, add fine-band energy, which the texture distance rewards "
              "(docs/lab/2026-12-05-sr-chain-energy.md). The paper's own numeric table cells are not known here: "
              "tables keep their layout with those cells empty (docs/PAPER.md §6).", "",
