@@ -133,7 +133,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", required=True)
     ap.add_argument("--preset", default=None, help="an SRTrainConfig preset (params/train/sr-NAME.yaml); default the recipe")
-    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="SRTrainConfig overrides, as `train sr --set`")
+    ap.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="SRTrainConfig overrides, as `train sr --set`")
     ap.add_argument("--scenes", default="0:6", help="test scenes 1010000+i for i in START:STOP (default the first 6)")
     ap.add_argument("--weights", default=None, help="only measure the chains of this trained folder")
     ap.add_argument("--split", choices=("test", "val"), default="test", help="the scenes' split (default test)")
