@@ -36,6 +36,9 @@ class OSEDiffOptions:
     to_8bit: str = "round"              # each state to 8 bits: "round", or "truncate" (the official ToPILImage)
     #: Average the velocity over the transformer's patch phases (demo model): see ``OSEDiffSD3._v``.
     phase_average: bool = False
+    #: Each latent tile reads the position embedding at its place in the state (``places``; the demo
+    #: model trained at random places); False: every tile the centre crop, as the official tiled code.
+    tile_places: bool = False
 
     @classmethod
     def from_folder(cls, folder: Path) -> "OSEDiffOptions":
@@ -77,6 +80,10 @@ class OSEDiffSD3:
             set_vae_tiling(self.vae, options.vae_tile)
         self.channels_last = False  # set by load_osediff for inference on the CPU (training keeps the default)
         self.speed_tag = ""         # set by cozlib.speed (compiled parts: outputs within bf16 noise)
+        self.places = None          # [B, 2] latent offsets of the next velocity call's inputs (places.py)
+        if options.tile_places:
+            from .places import use_places
+            use_places(self.transformer)
 
     def identity(self) -> str:
         return self._identity + (f":{self.speed_tag}" if self.speed_tag else "")
@@ -136,9 +143,16 @@ class OSEDiffSD3:
 
     def _v_once(self, z, prompt_embeds, pooled):
         t = self.timestep.expand(z.shape[0]).to(z.device)
-        return self.transformer(hidden_states=z.to(self.transformer.dtype), timestep=t,
-                                encoder_hidden_states=prompt_embeds, pooled_projections=pooled,
-                                return_dict=False)[0]
+        places = getattr(self, "places", None)
+        if places is not None:  # the phase shifts repeat the batch: so do its places
+            self.transformer.pos_embed.places = places.repeat(z.shape[0] // len(places), 1)
+        try:
+            return self.transformer(hidden_states=z.to(self.transformer.dtype), timestep=t,
+                                    encoder_hidden_states=prompt_embeds, pooled_projections=pooled,
+                                    return_dict=False)[0]
+        finally:
+            if places is not None:
+                self.transformer.pos_embed.places = None
 
     def _v_tiled(self, z, prompt_embeds, pooled, tile: int, overlap: int, max_batch: int = 64):
         """Full-image denoising (the official TILE code): overlapping latent tiles, Gaussian-weighted mean.
@@ -156,7 +170,12 @@ class OSEDiffSD3:
             chunk = pos[i:i + per_call]
             tiles = torch.cat([z[:, :, y:y + tile, x:x + tile] for y, x in chunk])       # [len(chunk) * B, C, t, t]
             n = len(chunk)
-            v = self._v(tiles, prompt_embeds.repeat(n, 1, 1), pooled.repeat(n, 1)).to(z.dtype)
+            if self.options.tile_places:
+                self.places = torch.tensor([[y, x] for y, x in chunk for _ in range(B)], dtype=torch.float32)
+            try:
+                v = self._v(tiles, prompt_embeds.repeat(n, 1, 1), pooled.repeat(n, 1)).to(z.dtype)
+            finally:
+                self.places = None
             for j, (y, x) in enumerate(chunk):
                 acc[:, :, y:y + tile, x:x + tile] += v[j * B:(j + 1) * B] * w
                 norm[:, :, y:y + tile, x:x + tile] += w

@@ -43,6 +43,11 @@ class SRTrainConfig:
     batch_base: int = option(16, "base model batch size")
     lr_base: float = option(5e-4, "base model peak learning rate")
     prompt_dropout_base: float = option(0.1, "share of base-model prompts dropped to '' (unconditional)")
+    random_places: bool = option(False, "base and one-step stages: each sample's position embedding read at a random place "
+                                        "(whole patches, 0 .. places_span latent px), so the transformer knows every place "
+                                        "a tile of a full-image step takes, as SD3 learnt many sizes; the weights then run "
+                                        "with OSEDiffOptions.tile_places (docs/lab/2026-12-05-direct-sr-tiles.md)")
+    places_span: int = option(48, "the largest latent offset random_places draws: the last 64 px tile of a 256 px state")
     # -- stage 3: the word critic (LPIPS's role) -----------------------------------------------
     steps_critic: int = option(800, "steps of the word classifier whose features the perceptual loss compares")
     batch_critic: int = option(32, "word critic batch size")
@@ -78,7 +83,7 @@ class SRTrainConfig:
     def validate(self) -> "SRTrainConfig":
         """Clear errors for settings that cannot train, before any work is done."""
         require_whole(self, ("size", "upscale", "pairs", "val_pairs", "prompt_context", "threads", "lora_rank",
-                             "vae_lora_rank", "l2_lowpass", "vae_crop", "chain_pairs", "chain_depth"))
+                             "vae_lora_rank", "l2_lowpass", "vae_crop", "chain_pairs", "chain_depth", "places_span"))
         require_whole(self, ("workers",), least=0)
         if self.size % self.upscale or self.size % 8:
             raise ConfigError(f"size {self.size} must be a multiple of 8 and of upscale {self.upscale}")

@@ -23,6 +23,7 @@ from typing import Callable
 import numpy as np
 
 from ...errors import ConfigError
+from ...backbones.osediff.places import random_places, use_places
 from ...imageio import load_tensors
 from ..loop import Stage, autocast, cosine_lr
 from .config import SRTrainConfig
@@ -111,9 +112,13 @@ def train_base(pipe, data, cfg: SRTrainConfig, device: str, log=print) -> Stage:
     stage = Stage("base", cfg.steps_base, Path(cfg.work) / "ckpt", {"transformer": tr, "opt": opt})
     encode = PromptCache(pipe, device, pipe.tokenizer.model_max_length)
     own = own_words(data)
+    if cfg.random_places:
+        use_places(tr)
 
     def step(i: int) -> dict:
         hr, _, prompts = batch_of(own, i, cfg.batch_base, cfg.seed + 2, device, cfg.prompt_dropout_base)
+        if cfg.random_places:
+            tr.pos_embed.places = random_places(len(prompts), cfg.places_span, [cfg.seed, i, 19])
         _set_lr(opt, i, cfg.steps_base, cfg.lr_base)
         gen = torch.Generator(device="cpu").manual_seed(cfg.seed * 1_000_003 + i)
         with torch.no_grad():
@@ -124,6 +129,7 @@ def train_base(pipe, data, cfg: SRTrainConfig, device: str, log=print) -> Stage:
             v = tr(hidden_states=x_t, timestep=t, encoder_hidden_states=pe, pooled_projections=pooled,
                    return_dict=False)[0]
             loss = ((v.float() - (e - z)) ** 2).mean()
+        tr.pos_embed.places = None
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -177,7 +183,8 @@ def sr_model(pipe, cfg: SRTrainConfig, device: str):
     add_vae_encoder_lora(p.vae, cfg.vae_lora_rank)
     opts = OSEDiffOptions(lora_rank=cfg.lora_rank, vae_lora_rank=cfg.vae_lora_rank, extra_lora_targets=extra,
                           max_sequence_length=pipe.tokenizer.model_max_length,
-                          latent_tile=cfg.size // 4, latent_tile_overlap=cfg.size // 16, phase_average=cfg.phase_average)
+                          latent_tile=cfg.size // 4, latent_tile_overlap=cfg.size // 16, phase_average=cfg.phase_average,
+                          tile_places=cfg.random_places)
     model = OSEDiffSD3(p, opts, "osediff-demo-training", "training", device)
     model.lora_targets = names
     return model, names
@@ -213,9 +220,12 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
         hr, lr, prompts = draw(i)
         _set_lr(opt, i, steps, base_lr)
         pe, pooled = encode(prompts)
+        if cfg.random_places:
+            model.places = random_places(len(prompts), cfg.places_span, [cfg.seed, i, 23, steps])
         with autocast(device):
             out = model.one_step(lr, pe, pooled).float()
             loss, row = sr_loss(out, hr, cfg, perceptual, critic)
+        model.places = None
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
