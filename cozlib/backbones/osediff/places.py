@@ -9,6 +9,8 @@ sample, the table continued past its edge with the same spacing, shifted by that
 """
 from __future__ import annotations
 
+from diffusers.models.embeddings import PatchEmbed  # this module is imported only where diffusers runs
+
 def placed_pos_embed(patch_embed, height: int, width: int, offsets):
     """[B, h * w, D]: each sample's sincos position embedding, its token grid shifted by ``offsets``."""
     import torch
@@ -25,6 +27,17 @@ def placed_pos_embed(patch_embed, height: int, width: int, offsets):
     return torch.stack(out).to(patch_embed.pos_embed.device, patch_embed.pos_embed.dtype)
 
 
+class PlacedPatchEmbed(PatchEmbed):
+    """diffusers' PatchEmbed whose crop of the sincos table follows ``places`` when set."""
+
+    places = None
+
+    def cropped_pos_embed(self, height, width):
+        if self.places is None:
+            return super().cropped_pos_embed(height, width)
+        return placed_pos_embed(self, height, width, self.places)
+
+
 def use_places(transformer) -> None:
     """Let ``transformer.pos_embed`` take per-sample offsets from its ``places`` (None: the centre
     crop): its class becomes ``PlacedPatchEmbed`` (same parameters and buffers; survives deepcopy)."""
@@ -34,22 +47,6 @@ def use_places(transformer) -> None:
         pe.places = None
 
 
-def _placed_class():
-    from diffusers.models.embeddings import PatchEmbed
-
-    class PlacedPatchEmbed(PatchEmbed):
-        """diffusers' PatchEmbed whose crop of the sincos table follows ``places`` when set."""
-
-        places = None
-
-        def cropped_pos_embed(self, height, width):
-            if self.places is None:
-                return super().cropped_pos_embed(height, width)
-            return placed_pos_embed(self, height, width, self.places)
-
-    return PlacedPatchEmbed
-
-
 def random_places(n: int, span: int, seed: list[int]):
     """[n, 2] offsets, even latent px in 0 .. ``span`` (whole patches), a seeded draw."""
     import numpy as np
@@ -57,5 +54,3 @@ def random_places(n: int, span: int, seed: list[int]):
     g = np.random.default_rng(seed)
     return torch.from_numpy(2.0 * g.integers(0, span // 2 + 1, (n, 2))).float()
 
-
-PlacedPatchEmbed = _placed_class()

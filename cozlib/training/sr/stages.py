@@ -23,7 +23,6 @@ from typing import Callable
 import numpy as np
 
 from ...errors import ConfigError
-from ...backbones.osediff.places import random_places, use_places
 from ...imageio import load_tensors
 from ..loop import Stage, autocast, cosine_lr
 from .config import SRTrainConfig
@@ -106,6 +105,7 @@ def train_base(pipe, data, cfg: SRTrainConfig, device: str, log=print) -> Stage:
     """Stage 2: SD3's rectified flow, || v(z_t, t, c) - (e - z) ||^2 with z_t = (1 - s) z + s e and
     logit-normal s, on the VAE's latents; prompts are the views' own words."""
     import torch
+    from ...backbones.osediff import places
     tr, vae = pipe.transformer.to(device).train(), pipe.vae.to(device).eval()
     params = list(tr.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr_base, weight_decay=0.01)
@@ -113,12 +113,12 @@ def train_base(pipe, data, cfg: SRTrainConfig, device: str, log=print) -> Stage:
     encode = PromptCache(pipe, device, pipe.tokenizer.model_max_length)
     own = own_words(data)
     if cfg.random_places:
-        use_places(tr)
+        places.use_places(tr)
 
     def step(i: int) -> dict:
         hr, _, prompts = batch_of(own, i, cfg.batch_base, cfg.seed + 2, device, cfg.prompt_dropout_base)
         if cfg.random_places:
-            tr.pos_embed.places = random_places(len(prompts), cfg.places_span, [cfg.seed, i, 19])
+            tr.pos_embed.places = places.random_places(len(prompts), cfg.places_span, [cfg.seed, i, 19])
         _set_lr(opt, i, cfg.steps_base, cfg.lr_base)
         gen = torch.Generator(device="cpu").manual_seed(cfg.seed * 1_000_003 + i)
         with torch.no_grad():
@@ -129,7 +129,8 @@ def train_base(pipe, data, cfg: SRTrainConfig, device: str, log=print) -> Stage:
             v = tr(hidden_states=x_t, timestep=t, encoder_hidden_states=pe, pooled_projections=pooled,
                    return_dict=False)[0]
             loss = ((v.float() - (e - z)) ** 2).mean()
-        tr.pos_embed.places = None
+        if cfg.random_places:
+            tr.pos_embed.places = None
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -197,6 +198,7 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
     appended to ``pre_stages``; the critic learns from ``critic_data`` (default ``data``).
     Returns (model, LoRA names, the last stage)."""
     import torch
+    from ...backbones.osediff import places
     if variant not in ("perceptual", "l2"):
         raise ConfigError(f"unknown SR training variant {variant!r}; choose perceptual or l2")
     model, names = sr_model(pipe, cfg, device)
@@ -221,7 +223,7 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
         _set_lr(opt, i, steps, base_lr)
         pe, pooled = encode(prompts)
         if cfg.random_places:
-            model.places = random_places(len(prompts), cfg.places_span, [cfg.seed, i, 23, steps])
+            model.places = places.random_places(len(prompts), cfg.places_span, [cfg.seed, i, 23, steps])
         with autocast(device):
             out = model.one_step(lr, pe, pooled).float()
             loss, row = sr_loss(out, hr, cfg, perceptual, critic)
