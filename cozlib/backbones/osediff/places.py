@@ -47,13 +47,10 @@ def use_places(transformer) -> None:
         pe.places = None
 
 
-def random_places(n: int, span: int, seed: list[int], share: float = 1.0):
-    """[n, 2] offsets, a seeded draw: a ``share`` of the samples at a random place (even latent px in
-    0 .. ``span``, whole patches), the rest at the origin, the only place a one-tile chain step uses."""
+def random_places(n: int, span: int, seed: list[int]):
+    """[n, 2] offsets, even latent px in 0 .. ``span`` (whole patches), a seeded draw."""
     import numpy as np
     import torch
     g = np.random.default_rng(seed)
-    off = 2.0 * g.integers(0, span // 2 + 1, (n, 2))
-    off[g.random(n) >= share] = 0.0
-    return torch.from_numpy(off).float()
+    return torch.from_numpy(2.0 * g.integers(0, span // 2 + 1, (n, 2))).float()
 

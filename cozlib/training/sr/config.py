@@ -48,8 +48,6 @@ class SRTrainConfig:
                                         "a tile of a full-image step takes, as SD3 learnt many sizes; the weights then run "
                                         "with OSEDiffOptions.tile_places (docs/lab/2026-12-05-direct-sr-tiles.md)")
     places_span: int = option(48, "the largest latent offset random_places draws: the last 64 px tile of a 256 px state")
-    places_share: float = option(0.5, "share of random_places samples at a random place; the rest at the origin, where "
-                                      "every one-tile chain step runs")
     # -- stage 3: the word critic (LPIPS's role) -----------------------------------------------
     steps_critic: int = option(800, "steps of the word classifier whose features the perceptual loss compares")
     batch_critic: int = option(32, "word critic batch size")
@@ -89,7 +87,7 @@ class SRTrainConfig:
         require_whole(self, ("workers",), least=0)
         if self.size % self.upscale or self.size % 8:
             raise ConfigError(f"size {self.size} must be a multiple of 8 and of upscale {self.upscale}")
-        require_share(self, ("photo_share", "prompt_dropout_base", "prompt_dropout_sr", "places_share"))
+        require_share(self, ("photo_share", "prompt_dropout_base", "prompt_dropout_sr"))
         for name in ("critic_weight", "texture_weight", "grid_weight", "kl_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0 (0 leaves the term out), got {getattr(self, name)!r}")
