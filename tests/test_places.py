@@ -51,3 +51,8 @@ def test_random_places_are_whole_patches_within_the_span_and_seeded():
     a, b = random_places(64, 48, [0, 1, 19]), random_places(64, 48, [0, 1, 19])
     assert torch.equal(a, b) and a.shape == (64, 2)
     assert (a % 2 == 0).all() and a.min() >= 0 and a.max() <= 48
+
+
+def test_random_places_at_the_tile_stride():
+    a = random_places(256, 48, [0, 2, 19], step=12)
+    assert set(a.unique().tolist()) == {0.0, 12.0, 24.0, 36.0, 48.0}

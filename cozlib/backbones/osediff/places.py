@@ -47,10 +47,11 @@ def use_places(transformer) -> None:
         pe.places = None
 
 
-def random_places(n: int, span: int, seed: list[int]):
-    """[n, 2] offsets, even latent px in 0 .. ``span`` (whole patches), a seeded draw."""
+def random_places(n: int, span: int, seed: list[int], step: int = 2):
+    """[n, 2] offsets, multiples of ``step`` latent px in 0 .. ``span`` (2: any whole patch; the tile
+    stride: the places a full-image step's tiles take), a seeded draw."""
     import numpy as np
     import torch
     g = np.random.default_rng(seed)
-    return torch.from_numpy(2.0 * g.integers(0, span // 2 + 1, (n, 2))).float()
+    return torch.from_numpy(float(step) * g.integers(0, span // step + 1, (n, 2))).float()
 

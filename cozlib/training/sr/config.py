@@ -48,6 +48,8 @@ class SRTrainConfig:
                                         "a tile of a full-image step takes, as SD3 learnt many sizes; the weights then run "
                                         "with OSEDiffOptions.tile_places (docs/lab/2026-12-05-direct-sr-tiles.md)")
     places_span: int = option(48, "the largest latent offset random_places draws: the last 64 px tile of a 256 px state")
+    places_step: int = option(2, "random_places draws multiples of this many latent px: 2, any whole patch; 12, the "
+                                 "tile stride (latent_tile 16 - overlap 4), only the places a 256 px state's tiles take")
     # -- stage 3: the word critic (LPIPS's role) -----------------------------------------------
     steps_critic: int = option(800, "steps of the word classifier whose features the perceptual loss compares")
     batch_critic: int = option(32, "word critic batch size")
@@ -83,7 +85,8 @@ class SRTrainConfig:
     def validate(self) -> "SRTrainConfig":
         """Clear errors for settings that cannot train, before any work is done."""
         require_whole(self, ("size", "upscale", "pairs", "val_pairs", "prompt_context", "threads", "lora_rank",
-                             "vae_lora_rank", "l2_lowpass", "vae_crop", "chain_pairs", "chain_depth", "places_span"))
+                             "vae_lora_rank", "l2_lowpass", "vae_crop", "chain_pairs", "chain_depth", "places_span",
+                             "places_step"))
         require_whole(self, ("workers",), least=0)
         if self.size % self.upscale or self.size % 8:
             raise ConfigError(f"size {self.size} must be a multiple of 8 and of upscale {self.upscale}")

@@ -118,7 +118,8 @@ def train_base(pipe, data, cfg: SRTrainConfig, device: str, log=print) -> Stage:
     def step(i: int) -> dict:
         hr, _, prompts = batch_of(own, i, cfg.batch_base, cfg.seed + 2, device, cfg.prompt_dropout_base)
         if cfg.random_places:
-            tr.pos_embed.places = places.random_places(len(prompts), cfg.places_span, [cfg.seed, i, 19])
+            tr.pos_embed.places = places.random_places(len(prompts), cfg.places_span, [cfg.seed, i, 19],
+                                                       cfg.places_step)
         _set_lr(opt, i, cfg.steps_base, cfg.lr_base)
         gen = torch.Generator(device="cpu").manual_seed(cfg.seed * 1_000_003 + i)
         with torch.no_grad():
@@ -223,7 +224,8 @@ def train_sr(pipe, data, cfg: SRTrainConfig, device: str, variant: str, log=prin
         _set_lr(opt, i, steps, base_lr)
         pe, pooled = encode(prompts)
         if cfg.random_places:
-            model.places = places.random_places(len(prompts), cfg.places_span, [cfg.seed, i, 23, steps])
+            model.places = places.random_places(len(prompts), cfg.places_span, [cfg.seed, i, 23, steps],
+                                                  cfg.places_step)
         with autocast(device):
             out = model.one_step(lr, pe, pooled).float()
             loss, row = sr_loss(out, hr, cfg, perceptual, critic)
